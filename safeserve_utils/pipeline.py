@@ -1,0 +1,191 @@
+"""Run the numbered notebooks in order with papermill, into one run directory.
+
+Each stage is a notebook ``notebooks/NN_name.ipynb``. The chain injects into each notebook the run
+directory, the profile name and those of its parameters that the profile defines, and writes the
+executed copy to ``<run_dir>/notebooks/``. A stage is skipped on re-run when its *fingerprint* is
+unchanged: the notebook's source, its injected parameters, the package's code and ``data/``, and the
+fingerprint of the stage before it (so a change upstream redoes everything downstream).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .io import atomic_write_json
+
+NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
+STAGES_FILE = "stages.json"
+#: Parameters every numbered notebook has, filled in by the chain rather than by the profile.
+CHAIN_PARAMETERS = ("profile", "run_dir")
+
+
+class StageFailed(RuntimeError):
+    """A notebook of the chain raised; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class StageResult:
+    notebook: str
+    status: str  # "ran" | "skipped" | "failed"
+    seconds: float
+    output: Path
+
+
+def notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The chain's stages in order: notebooks whose names start with two digits."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """Name -> {type, default, help} as declared in the notebook's ``parameters`` cell."""
+    import papermill
+
+    return {
+        name: {"type": info["inferred_type_name"], "default": info["default"], "help": info["help"]}
+        for name, info in papermill.inspect_notebook(str(path)).items()
+    }
+
+
+def stage_parameters(path: Path, cfg: config.Profile, run_dir: Path) -> dict[str, Any]:
+    """What the chain injects into one notebook: run_dir, profile and the profile's matching fields."""
+    params: dict[str, Any] = {"profile": cfg.name, "run_dir": str(run_dir)}
+    for name in notebook_parameters(path):
+        if name not in CHAIN_PARAMETERS and hasattr(cfg, name):
+            params[name] = getattr(cfg, name)
+    return params
+
+
+def _tree_digest(paths: list[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def code_and_data_digest(root: Path = config.PROJECT_ROOT) -> str:
+    """Digest of the package source and the project's data: a change to either redoes the chain."""
+    files = [p for p in (root / "safeserve_utils").rglob("*.py")]
+    files += [p for p in (root / "data").rglob("*") if p.is_file()]
+    return _tree_digest(files, root)
+
+
+def fingerprint(path: Path, params: dict[str, Any], upstream: str, code_digest: str) -> str:
+    digest = hashlib.sha256()
+    for part in (path.read_bytes(), json.dumps(params, sort_keys=True).encode(), upstream.encode(),
+                 code_digest.encode()):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def load_stages(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / STAGES_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}  # a damaged record only costs a re-run
+
+
+def execute(path: Path, output: Path, params: dict[str, Any]) -> None:
+    """Execute one notebook with papermill; turn its failure into a message naming notebook and cell."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=params, cwd=str(path.parent),
+            progress_bar=sys.stderr.isatty(), request_save_on_cell_execute=True,
+        )
+    except PapermillExecutionError as exc:
+        first_line = (exc.source or "").strip().splitlines()[:1]
+        raise StageFailed(
+            f"{path.name} failed in cell In [{exc.exec_count}] (cell index {exc.cell_index}"
+            f"{', starting ' + repr(first_line[0][:60]) if first_line else ''}): "
+            f"{exc.ename}: {exc.evalue}\n  partial output kept at {output}"
+        ) from exc
+    except Exception as exc:  # kernel died, timed out, could not start...
+        raise StageFailed(
+            f"{path.name} could not be executed: {type(exc).__name__}: {exc}\n"
+            f"  partial output (if any) at {output}"
+        ) from exc
+
+
+def run_chain(
+    profile: str,
+    run_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    stages: list[Path] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[StageResult]:
+    """Run (or resume) the chain; returns one result per stage. Raises ``StageFailed`` on error."""
+    cfg = config.resolve(profile, overrides)
+    run_dir = Path(run_dir or config.default_run_dir(profile)).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.write_run_config(cfg, run_dir)
+    if cfg.offline:  # kernels inherit the environment: no hub look-ups from any stage
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            os.environ[var] = "1"
+    record = load_stages(run_dir)
+    code_digest = code_and_data_digest()
+    upstream = ""
+    results: list[StageResult] = []
+    chain = stages if stages is not None else notebooks()
+    for number, path in enumerate(chain, 1):
+        params = stage_parameters(path, cfg, run_dir)
+        stamp = fingerprint(path, params, upstream, code_digest)
+        output = run_dir / "notebooks" / path.name
+        previous = record.get(path.name, {})
+        label = f"[{number}/{len(chain)}] {path.name}"
+        if not force and previous.get("fingerprint") == stamp and previous.get("status") == "ok" \
+                and output.exists():
+            log(f"{label}: unchanged, skipped (ran {previous.get('finished')})")
+            results.append(StageResult(path.name, "skipped", 0.0, output))
+            upstream = stamp
+            continue
+        log(f"{label}: running ...")
+        start = time.perf_counter()
+        try:
+            execute(path, output, params)
+        except StageFailed:
+            record[path.name] = {"fingerprint": stamp, "status": "failed",
+                                 "seconds": round(time.perf_counter() - start, 1)}
+            atomic_write_json(run_dir / STAGES_FILE, record)
+            raise
+        seconds = time.perf_counter() - start
+        record[path.name] = {
+            "fingerprint": stamp, "status": "ok", "seconds": round(seconds, 1),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "parameters": params,
+        }
+        atomic_write_json(run_dir / STAGES_FILE, record)
+        log(f"{label}: done in {seconds:.0f} s")
+        results.append(StageResult(path.name, "ran", seconds, output))
+        upstream = stamp
+    return results
+
+
+def describe_parameters(profile: str) -> str:
+    """Text for ``--list``: each notebook's parameters, its default and the value the profile gives."""
+    cfg = config.resolve(profile)
+    lines = [f"Parameters per notebook (values under profile {profile!r}; override with -p key=value):"]
+    for path in notebooks():
+        lines.append(f"\n{path.name}")
+        for name, info in notebook_parameters(path).items():
+            if name in CHAIN_PARAMETERS:
+                value = "(set by the chain)"
+            else:
+                value = repr(getattr(cfg, name)) if hasattr(cfg, name) else "(notebook default)"
+            lines.append(f"  {name}: {info['type']} = {info['default']}  -> {value}  # {info['help']}")
+    return "\n".join(lines)

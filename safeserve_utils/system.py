@@ -1,0 +1,68 @@
+"""What machine a run is on, checked against what the workbook needs."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from importlib import metadata
+from typing import Any
+
+from . import config
+
+#: Below this much memory the `tiny` profile's DPO stage (policy + reference on CPU) may not fit.
+MIN_MEMORY_GIB = 8
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def pinned_requirements() -> dict[str, str]:
+    """Package -> exact version pinned by this project's own metadata (the pyproject's dependencies)."""
+    pins: dict[str, str] = {}
+    for req in metadata.requires("safeserve-utils") or []:
+        spec = req.split(";")[0].strip()
+        if "==" in spec and "extra ==" not in req:
+            name, version = spec.split("==", 1)
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def environment_report(cfg: config.Profile) -> list[dict[str, Any]]:
+    """Rows of (check, value, ok, note) for the setup notebook: versions, threads, memory, disk, device."""
+    import psutil
+    import torch
+
+    versions = config.environment_versions()
+    memory_gib = psutil.virtual_memory().total / 2**30
+    free_gib = shutil.disk_usage(config.PROJECT_ROOT).free / 2**30
+    flags = cpu_flags()
+    native_bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
+    rows: list[tuple[str, Any, bool, str]] = [
+        ("python", versions["python"], sys.version_info >= (3, 11), "3.11 or newer"),
+    ]
+    for name, pin in pinned_requirements().items():
+        installed = config.installed_version(name)
+        rows.append((name, installed, installed.split("+")[0] == pin, f"pinned {pin}"))
+    rows += [
+        ("CPU cores", os.cpu_count(), True, platform.machine()),
+        ("torch threads", torch.get_num_threads(), torch.get_num_threads() == cfg.threads,
+         f"profile asks for {cfg.threads}"),
+        ("memory (GiB)", round(memory_gib, 1), memory_gib >= MIN_MEMORY_GIB, f"needs {MIN_MEMORY_GIB}+"),
+        ("free disk (GiB)", round(free_gib, 1), free_gib >= 2, "model cache and runs need ~2"),
+        ("GPU", torch.cuda.is_available(), True,
+         "not needed for smoke/tiny; the paper profile wants one"),
+        ("native bf16", native_bf16, True,
+         "without it bf16 is emulated and ~19x slower: training stays fp32"),
+        ("offline", cfg.offline, True, "HF_HUB_OFFLINE=1: nothing is fetched from a hub"),
+    ]
+    return [dict(check=c, value=v, ok=bool(ok), note=n) for c, v, ok, n in rows]

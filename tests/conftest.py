@@ -1,0 +1,49 @@
+"""Shared fixtures. Every test runs behind the network guard: the default path must need no network."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+NETGUARD_DIR = Path(__file__).parent / "netguard"
+
+
+def _load_netguard():
+    spec = importlib.util.spec_from_file_location("safeserve_netguard", NETGUARD_DIR / "sitecustomize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+netguard = _load_netguard()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network_guard(tmp_path_factory):
+    """Block non-loopback sockets in the test process; fail the session if anything tried one."""
+    log = tmp_path_factory.mktemp("netguard") / "attempts.log"
+    os.environ["SAFESERVE_NETGUARD_LOG"] = str(log)
+    netguard.install()
+    yield log
+    attempts = log.read_text() if log.exists() else ""
+    assert not attempts, f"tests tried to reach the network:\n{attempts}"
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    """The default model and tokenizer, loaded once from the converted cache (`make fetch` made it)."""
+    from safeserve_utils import config, modeling
+
+    config.apply_runtime(config.resolve("smoke"))
+    return modeling.load_model(config.DEFAULT_MODEL)
+
+
+def guarded_env(log: Path) -> dict[str, str]:
+    """Environment for a child process that inherits the network guard (through sitecustomize)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(NETGUARD_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["SAFESERVE_NETGUARD_LOG"] = str(log)
+    return env

@@ -1,0 +1,83 @@
+"""Profiles, overrides and the run record."""
+
+import json
+
+import pytest
+
+from safeserve_utils import config
+
+
+def test_profiles_exist_and_smoke_matches_tiny_sources():
+    assert set(config.PROFILES) == {"smoke", "tiny", "paper"}
+    smoke, tiny = config.PROFILES["smoke"], config.PROFILES["tiny"]
+    # The smoke chain stands in for the default main job in CI: same model, same offline sources.
+    assert (smoke.model, smoke.offline) == (tiny.model, tiny.offline) == (config.DEFAULT_MODEL, True)
+    assert config.PROFILES["paper"].offline is False
+    assert "/" in config.PROFILES["paper"].model
+
+
+def test_overrides_are_typed():
+    parsed = config.parse_overrides(["max_new_tokens=16", "offline=false", "model=./m", "notes=a=b"])
+    assert parsed == {"max_new_tokens": 16, "offline": False, "model": "./m", "notes": "a=b"}
+    cfg = config.resolve("tiny", parsed)
+    assert cfg.max_new_tokens == 16 and cfg.offline is False and cfg.name == "tiny"
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["max_new_token=16"], "unknown parameter `max_new_token`"),
+        (["max_new_tokens=lots"], "parameter `max_new_tokens` expects int"),
+        (["offline=maybe"], "parameter `offline` expects bool"),
+        (["threads"], "must look like key=value"),
+    ],
+)
+def test_bad_overrides_name_the_parameter(pairs, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.parse_overrides(pairs)
+
+
+def test_nonsense_values_are_rejected():
+    with pytest.raises(config.ConfigError, match="`threads`"):
+        config.resolve("tiny", {"threads": 0})
+    with pytest.raises(config.ConfigError, match="`max_new_tokens` expects int"):
+        config.resolve("tiny", {"max_new_tokens": True})
+    with pytest.raises(config.ConfigError, match="unknown profile 'huge'"):
+        config.resolve("huge")
+    with pytest.raises(config.ConfigError, match="--profile"):
+        config.resolve("tiny", {"name": "paper"})
+
+
+def test_run_config_records_profile_and_versions(tmp_path):
+    cfg = config.resolve("smoke", {"max_new_tokens": 7})
+    path = config.write_run_config(cfg, tmp_path)
+    record = json.loads(path.read_text())
+    assert record["profile"]["max_new_tokens"] == 7
+    for package in ("torch", "transformers", "trl", "peft", "papermill"):
+        assert record["versions"][package] != "not installed"
+    assert config.load_run_config(tmp_path) == cfg
+
+
+def test_open_run_creates_then_reuses_the_record(tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = config.open_run(run, "smoke", demo_prompts=1)
+    assert (run / "config.json").exists() and cfg.demo_prompts == 1
+    again = config.open_run(run, "smoke", demo_prompts=3)
+    assert again.demo_prompts == 3
+    assert "overrides the run's demo_prompts" in capsys.readouterr().out
+    with pytest.raises(config.ConfigError, match="made with profile 'smoke'"):
+        config.open_run(run, "tiny")
+
+
+def test_broken_run_config_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(config.ConfigError, match="config.json is not a SafeServe run config"):
+        config.load_run_config(tmp_path)
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        config.load_run_config(tmp_path / "missing")
+
+
+def test_every_field_is_documented():
+    docs = config.field_docs()
+    for field in config.Profile.__dataclass_fields__:
+        assert docs.get(field), f"Profile.{field} has no comment"

@@ -1,0 +1,101 @@
+"""The papermill chain: the smoke profile end to end and offline; failure, skip and resume."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import guarded_env
+from safeserve_utils import config, pipeline
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "safeserve_utils", *args], capture_output=True,
+                          text=True, env=env, cwd=config.PROJECT_ROOT)
+
+
+@pytest.mark.chain
+def test_smoke_chain_runs_offline_and_resumes(tmp_path):
+    """The whole chain on `smoke` with every process behind the network guard; then a no-op re-run."""
+    run_dir, log = tmp_path / "run", tmp_path / "net.log"
+    first = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), env=guarded_env(log))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert not log.exists() or not log.read_text(), f"network attempts:\n{log.read_text()}"
+    for path in pipeline.notebooks():
+        executed = nbformat.read(run_dir / "notebooks" / path.name, as_version=4)
+        assert executed.metadata.papermill.exception is None
+    assert json.loads((run_dir / "config.json").read_text())["profile"]["name"] == "smoke"
+    setup = json.loads((run_dir / "metrics" / "setup.json").read_text())
+    assert setup["refusals"]["harmful"]["asked"] == config.PROFILES["smoke"].demo_prompts
+    assert f"Executed notebooks: {run_dir / 'notebooks'}" in first.stdout
+
+    again = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), env=guarded_env(log))
+    assert again.returncode == 0 and "unchanged, skipped" in again.stdout
+    assert f"0 ran, {len(pipeline.notebooks())} skipped" in again.stdout
+
+    changed = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), "-p", "demo_prompts=1",
+                  env=guarded_env(log))
+    assert changed.returncode == 0 and "00_setup.ipynb: running" in changed.stdout
+
+
+def make_notebook(path, body, params='profile: str = "tiny"  # profile\nrun_dir: str = "."  # run dir'):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("from pathlib import Path"),
+                nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.chain
+def test_failure_names_notebook_and_cell_and_keeps_earlier_stages(tmp_path):
+    books, run_dir = tmp_path / "nb", tmp_path / "run"
+    books.mkdir()
+    ok = make_notebook(books / "00_ok.ipynb", "Path(run_dir, 'a.txt').write_text('from 00')")
+    bad = make_notebook(books / "01_bad.ipynb", "raise ValueError('boom')")
+    with pytest.raises(pipeline.StageFailed) as failure:
+        pipeline.run_chain("smoke", run_dir, stages=[ok, bad], log=lambda _: None)
+    message = str(failure.value)
+    assert "01_bad.ipynb failed in cell In [4]" in message and "raise ValueError" in message and "ValueError: boom" in message
+    assert (run_dir / "notebooks" / "01_bad.ipynb").exists(), "partial output notebook kept"
+    stages = json.loads((run_dir / "stages.json").read_text())
+    assert stages["00_ok.ipynb"]["status"] == "ok" and stages["01_bad.ipynb"]["status"] == "failed"
+    assert (run_dir / "a.txt").read_text() == "from 00"
+
+    make_notebook(bad, "Path(run_dir, 'b.txt').write_text('fixed')")
+    lines = []
+    results = pipeline.run_chain("smoke", run_dir, stages=[ok, bad], log=lines.append)
+    assert [r.status for r in results] == ["skipped", "ran"]
+    assert (run_dir / "b.txt").read_text() == "fixed"
+
+
+def test_fingerprint_changes_with_upstream_and_params(tmp_path):
+    nb = make_notebook(tmp_path / "00_x.ipynb", "pass")
+    base = pipeline.fingerprint(nb, {"a": 1}, "", "code")
+    assert base == pipeline.fingerprint(nb, {"a": 1}, "", "code")
+    assert base != pipeline.fingerprint(nb, {"a": 2}, "", "code")
+    assert base != pipeline.fingerprint(nb, {"a": 1}, "upstream-changed", "code")
+    assert base != pipeline.fingerprint(nb, {"a": 1}, "", "code-changed")
+
+
+def test_stage_parameters_come_from_the_profile(tmp_path):
+    cfg = config.resolve("smoke")
+    params = pipeline.stage_parameters(pipeline.notebooks()[0], cfg, tmp_path)
+    assert params["profile"] == "smoke" and params["run_dir"] == str(tmp_path)
+    assert params["max_new_tokens"] == cfg.max_new_tokens
+
+
+def test_cli_help_and_list():
+    helped = cli("run", "--help")
+    assert helped.returncode == 0 and "--profile" in helped.stdout and "skips the stages" in helped.stdout
+    listed = cli("run", "--list", "--profile", "smoke")
+    assert listed.returncode == 0 and "00_setup.ipynb" in listed.stdout
+    assert "max_new_tokens: int" in listed.stdout and "-> 24" in listed.stdout
+
+
+def test_cli_rejects_bad_parameter_clearly(tmp_path):
+    out = cli("run", "--profile", "smoke", "--run-dir", str(tmp_path), "-p", "max_new_tokens=many")
+    assert out.returncode == 2 and "parameter `max_new_tokens` expects int" in out.stderr
