@@ -60,6 +60,15 @@ class Profile:
     pref_benign: int = 200  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
     eval_per_set: int = 100  # prompts sampled from each evaluation set (0 means all)
     advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool
+    data_source: str = "offline"  # offline: data/ plus wheel-read benchmarks; paper: the sources below
+    pku_source: str = "PKU-Alignment/PKU-SafeRLHF"  # paper: preference pairs (hub id or file)
+    alpaca_source: str = "yahma/alpaca-cleaned"  # paper: instruction data (hub id or file)
+    bianchi_safety_source: str = "safety_only_data_Instructions.json"  # paper: Bianchi safety demos file
+    bianchi_eval_dir: str = "data/evaluation"  # paper: folder with Bianchi's I-*.json evaluation files
+    xstest_source: str = "walledai/XSTest"  # paper: over-refusal prompts (hub id or file)
+    boolq_source: str = "google/boolq"  # paper: BoolQ (hub id or file)
+    piqa_source: str = "ybisk/piqa"  # paper: PIQA (hub id or file)
+    obqa_source: str = "allenai/openbookqa"  # paper: OpenBookQA (hub id or file)
     notes: str = field(default="", compare=False)  # free text recorded with the run
 
     def __post_init__(self) -> None:
@@ -73,6 +82,7 @@ class Profile:
             "pref_benign": self.pref_benign >= 0,
             "eval_per_set": self.eval_per_set >= 0,
             "model": bool(self.model.strip()),
+            "data_source": self.data_source in ("offline", "paper"),
         }
         for key, ok in checks.items():
             if not ok:
@@ -97,7 +107,10 @@ PROFILES: dict[str, Profile] = {
         threads=os.cpu_count() or 2,
         max_new_tokens=120,
         n_safety=1000,
+        sit_instructions=20000,
+        pref_harmful=8066,
         eval_per_set=0,
+        data_source="paper",
     ),
 }
 

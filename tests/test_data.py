@@ -134,7 +134,7 @@ def test_refusing_base_answers_are_not_used_as_rejected(built):
 def test_training_never_overlaps_evaluation(built):
     out, manifest, _ = built
     assert manifest["overlap_dropped_from_training"], "AdvBench overlaps published eval sets"
-    evals = [r["prompt"] for name in data.EVAL_SETS for r in data.evaluation_sets()[name]]
+    evals = [r["prompt"] for rows in data.evaluation_sets(config.resolve("smoke")).values() for r in rows]
     index = dedup.OverlapIndex(evals)
     trained = [r["prompt"][0]["content"] for r in data.read_rows(out / "sit_safety_pool.jsonl")]
     trained += [p["prompt"] for p in data.read_rows(out / "prefs.jsonl")]
