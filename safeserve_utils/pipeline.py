@@ -74,7 +74,7 @@ def _tree_digest(paths: list[Path], root: Path) -> str:
 
 def code_and_data_digest(root: Path = config.PROJECT_ROOT) -> str:
     """Digest of the package source and the project's data: a change to either redoes the chain."""
-    files = [p for p in (root / "safeserve_utils").rglob("*.py")]
+    files = list((root / "safeserve_utils").rglob("*.py"))
     files += [p for p in (root / "data").rglob("*") if p.is_file()]
     return _tree_digest(files, root)
 
