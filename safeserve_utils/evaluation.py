@@ -1,0 +1,89 @@
+"""Metrics for the per-stage scorecard: rates with confidence intervals, QA accuracy by
+log-likelihood, ROUGE-L, and the paper's numbers to set beside ours.
+
+Every rate carries its ``n`` and a 95% Wilson interval: with 100 prompts a set, "92% safe" means
+roughly 85-96%, and two stages whose intervals overlap are not shown to differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .modeling import format_chat
+
+#: The paper's safe-response rates (Llama Guard, Tables 16, 18, 19 and 23 of the authors' report),
+#: per Bianchi evaluation set. SIT rows used Llama-Guard-2-8B and beam search; RAFT/DPO rows used
+#: LlamaGuard-7b and greedy vLLM, so the two base rows differ.
+PAPER_SAFE_RATES: dict[str, dict[str, float]] = {
+    "base (SIT tables)": {"I-CoNa": 0.41, "I-MaliciousInstructions": 0.41, "I-Controversial": 0.45},
+    "SIT n=100": {"I-CoNa": 0.65, "I-MaliciousInstructions": 0.65, "I-Controversial": 0.70},
+    "SIT n=300": {"I-CoNa": 0.81, "I-MaliciousInstructions": 0.84, "I-Controversial": 0.85},
+    "SIT n=500": {"I-CoNa": 0.85, "I-MaliciousInstructions": 0.91, "I-Controversial": 0.92},
+    "SIT n=1000": {"I-CoNa": 0.94, "I-MaliciousInstructions": 0.92, "I-Controversial": 0.97},
+    "SIT n=1500": {"I-CoNa": 0.89, "I-MaliciousInstructions": 0.88, "I-Controversial": 0.97},
+    "SIT n=2000": {"I-CoNa": 0.89, "I-MaliciousInstructions": 0.92, "I-Controversial": 1.00},
+    "base (RAFT/DPO tables)": {"I-CoNa": 0.399, "I-MaliciousInstructions": 0.50, "I-Controversial": 0.425},
+    "RAFT B=500, DeBERTa RM": {"I-CoNa": 0.399, "I-MaliciousInstructions": 0.54, "I-Controversial": 0.40},
+    "RAFT B=100, iter 4": {"I-CoNa": 0.399, "I-MaliciousInstructions": 0.54, "I-Controversial": 0.445},
+    "DPO": {"I-CoNa": 0.93, "I-MaliciousInstructions": 0.95, "I-Controversial": 1.00},
+}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (well-behaved at 0%, 100% and small n)."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate(flags: Sequence[bool]) -> dict[str, Any]:
+    """Share of true flags with n and its 95% interval."""
+    k, n = sum(bool(f) for f in flags), len(flags)
+    lo, hi = wilson_interval(k, n)
+    return {"rate": k / n if n else float("nan"), "lo": lo, "hi": hi, "n": n, "k": k}
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 (with stemming, as the paper's ``rouge_score`` call)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scores = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def choice_logprobs(model: Any, tokenizer: Any, question: str, choices: Sequence[str]) -> list[float]:
+    """Mean log-probability per token of each choice as the assistant's answer to ``question``.
+
+    Scoring the options instead of parsing a generated letter keeps a small model's formatting
+    quirks out of the capability measure (the lm-eval-harness way); the mean per token keeps long
+    options from being penalised for their length.
+    """
+    import torch
+
+    context = format_chat(tokenizer, question)
+    context_ids = tokenizer(context, add_special_tokens=False).input_ids
+    scores = []
+    for choice in choices:
+        choice_ids = tokenizer(choice, add_special_tokens=False).input_ids
+        ids = torch.tensor([context_ids + choice_ids])
+        with torch.inference_mode():
+            logits = model(ids).logits[0, len(context_ids) - 1:-1]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        picked = logprobs[torch.arange(len(choice_ids)), torch.tensor(choice_ids)]
+        scores.append(picked.mean().item())
+    return scores
+
+
+def qa_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Multiple-choice accuracy: the choice with the highest mean log-probability is the answer."""
+    correct = []
+    for row in rows:
+        scores = choice_logprobs(model, tokenizer, row["question"], row["choices"])
+        correct.append(max(range(len(scores)), key=scores.__getitem__) == row["answer"])
+    return rate(correct)

@@ -1,0 +1,43 @@
+"""Metric functions on hand-computed examples."""
+
+import math
+
+import pytest
+
+from safeserve_utils import evaluation
+
+
+def test_wilson_interval_known_values():
+    lo, hi = evaluation.wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    lo, hi = evaluation.wilson_interval(0, 20)
+    assert lo == 0.0 and hi == pytest.approx(0.1611, abs=1e-4)
+    assert all(math.isnan(x) for x in evaluation.wilson_interval(0, 0))
+
+
+def test_rate():
+    r = evaluation.rate([True, False, True, True])
+    assert (r["k"], r["n"], r["rate"]) == (3, 4, 0.75) and r["lo"] < 0.75 < r["hi"]
+
+
+def test_rouge_l_by_hand():
+    # LCS("the cat sat on the mat", "a cat sat on a mat") = "cat sat on mat" (4 of 6 words each side)
+    assert evaluation.rouge_l(["a cat sat on a mat"], ["the cat sat on the mat"]) == pytest.approx(4 / 6)
+    assert evaluation.rouge_l(["identical words"], ["identical words"]) == 1.0
+
+
+def test_qa_accuracy_prefers_the_likely_answer(base_model):
+    lm, tok = base_model
+    rows = [
+        {"question": "What colour is the sky on a clear day?", "choices": ["Blue", "Purple with stripes"], "answer": 0},
+        {"question": "How many legs does a spider have?", "choices": ["Three hundred", "Eight"], "answer": 1},
+    ]
+    scores = evaluation.choice_logprobs(lm, tok, rows[0]["question"], rows[0]["choices"])
+    assert len(scores) == 2 and all(s < 0 for s in scores)
+    result = evaluation.qa_accuracy(lm, tok, rows)
+    assert result["n"] == 2 and 0.0 <= result["rate"] <= 1.0
+
+
+def test_paper_numbers_are_the_reported_ones():
+    assert evaluation.PAPER_SAFE_RATES["DPO"]["I-MaliciousInstructions"] == 0.95
+    assert evaluation.PAPER_SAFE_RATES["base (SIT tables)"]["I-CoNa"] == 0.41
