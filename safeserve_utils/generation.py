@@ -19,6 +19,7 @@ from typing import Any
 from . import assets
 from .io import atomic_write_json
 from .modeling import format_chat
+from .progress import progress
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def generate(
     if sampling:
         generator_kwargs.update(temperature=temperature, top_p=top_p)
         torch.manual_seed(seed)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in progress(starts, total=len(starts), desc=f"generating {len(texts)} answers, batches"):
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                           add_special_tokens=False)

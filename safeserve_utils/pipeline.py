@@ -21,6 +21,7 @@ from typing import Any
 
 from . import config
 from .io import atomic_write_json
+from .progress import HEADLESS_ENV
 
 NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
 STAGES_FILE = "stages.json"
@@ -138,6 +139,7 @@ def run_chain(
     if cfg.offline:  # kernels inherit the environment: no hub look-ups from any stage
         for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
             os.environ[var] = "1"
+    os.environ[HEADLESS_ENV] = "1"  # sparse progress lines instead of widgets nobody sees
     record = load_stages(run_dir)
     code_digest = code_and_data_digest()
     upstream = ""
