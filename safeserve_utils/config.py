@@ -272,11 +272,16 @@ def open_run(run_dir: str | Path, profile: str, **overrides: Any) -> Profile:
     return cfg
 
 
-def apply_runtime(cfg: Profile) -> None:
-    """Process-wide settings a profile implies: offline hub access and thread count."""
+def apply_environment(cfg: Profile) -> None:
+    """Environment variables a profile implies; child processes (notebook kernels) inherit them."""
     if cfg.offline:
         for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
             os.environ[var] = "1"
+
+
+def apply_runtime(cfg: Profile) -> None:
+    """Process-wide settings a profile implies: offline hub access and thread count."""
+    apply_environment(cfg)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import torch

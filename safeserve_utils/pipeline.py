@@ -136,9 +136,7 @@ def run_chain(
     run_dir = Path(run_dir or config.default_run_dir(profile)).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     config.write_run_config(cfg, run_dir)
-    if cfg.offline:  # kernels inherit the environment: no hub look-ups from any stage
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-            os.environ[var] = "1"
+    config.apply_environment(cfg)  # kernels inherit it: no hub look-ups from any stage
     os.environ[HEADLESS_ENV] = "1"  # sparse progress lines instead of widgets nobody sees
     record = load_stages(run_dir)
     code_digest = code_and_data_digest()
