@@ -54,6 +54,7 @@ PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
     "eval_helpful": ("eval/helpful.jsonl", REFERENCE, 100),
     "eval_qa": ("eval/qa.jsonl", QA, 100),
     "judge_labelled": ("judge/labelled_responses.jsonl", LABELLED, 200),
+    "judge_train": ("judge/train_responses.jsonl", LABELLED, 300),
 }
 
 #: Refusals with no topic of their own: the *chosen* answer for packaged harmful prompts that have no

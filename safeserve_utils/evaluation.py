@@ -62,21 +62,24 @@ def choice_logprobs(model: Any, tokenizer: Any, question: str, choices: Sequence
 
     Scoring the options instead of parsing a generated letter keeps a small model's formatting
     quirks out of the capability measure (the lm-eval-harness way); the mean per token keeps long
-    options from being penalised for their length.
+    options from being penalised for their length. All choices of a question go through the model
+    as one right-padded batch.
     """
     import torch
 
-    context = format_chat(tokenizer, question)
-    context_ids = tokenizer(context, add_special_tokens=False).input_ids
+    context_ids = tokenizer(format_chat(tokenizer, question), add_special_tokens=False).input_ids
+    choice_ids = [tokenizer(c, add_special_tokens=False).input_ids for c in choices]
+    width = len(context_ids) + max(len(c) for c in choice_ids)
+    pad = tokenizer.pad_token_id or 0
+    ids = torch.tensor([context_ids + c + [pad] * (width - len(context_ids) - len(c)) for c in choice_ids])
+    mask = torch.tensor([[1] * (len(context_ids) + len(c)) + [0] * (width - len(context_ids) - len(c))
+                         for c in choice_ids])
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
     scores = []
-    for choice in choices:
-        choice_ids = tokenizer(choice, add_special_tokens=False).input_ids
-        ids = torch.tensor([context_ids + choice_ids])
-        with torch.inference_mode():
-            logits = model(ids).logits[0, len(context_ids) - 1:-1]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        picked = logprobs[torch.arange(len(choice_ids)), torch.tensor(choice_ids)]
-        scores.append(picked.mean().item())
+    for row, c in enumerate(choice_ids):
+        positions = torch.arange(len(context_ids) - 1, len(context_ids) - 1 + len(c))
+        scores.append(logprobs[row, positions, torch.tensor(c)].mean().item())
     return scores
 
 

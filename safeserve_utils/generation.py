@@ -70,9 +70,24 @@ def generate(
 
     Returns the answers in the order of ``prompts``, without the prompt and special tokens.
     """
+    return continue_texts(model, tokenizer, [format_chat(tokenizer, p) for p in prompts],
+                          max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          temperature=temperature, top_p=top_p, seed=seed)
+
+
+def continue_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """The batched engine on already formatted texts (a chat turn, or a guard model's task prompt)."""
     import torch
 
-    texts = [format_chat(tokenizer, p) for p in prompts]
     order = sorted(range(len(texts)), key=lambda i: len(tokenizer(texts[i]).input_ids))
     answers: list[str] = [""] * len(texts)
     sampling = temperature > 0

@@ -1,0 +1,61 @@
+"""Reward-model scores: a scalar per (prompt, response) from a sequence-classification model.
+
+Two input conventions, picked from the tokenizer: an encoder reward model without a chat template
+(the paper's ``OpenAssistant/reward-model-deberta-v3-large-v2``) reads the pair as
+``tokenizer(prompt, response)``; a chat model with a value head (the project's own reward model from
+the RAFT stage) reads the chat-formatted prompt followed by the response. Scores are raw logits:
+only their order and median mean anything, and only within one reward model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .modeling import format_chat
+
+
+class RewardScorer:
+    name = "reward"
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, max_length: int = 512,
+                 name: str | None = None) -> None:
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.batch_size, self.max_length = batch_size, max_length
+        self.pair_input = not getattr(tokenizer, "chat_template", None)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        self.name = name or self.name
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, **kwargs: Any) -> "RewardScorer":
+        """A reward model by hub id or local folder (safetensors only, no remote code)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(name_or_path), use_safetensors=True, trust_remote_code=False, num_labels=1)
+        return cls(model, tokenizer, name=kwargs.pop("name", str(name_or_path)), **kwargs)
+
+    def texts(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, Any]:
+        """Tokenizer inputs for a batch, in this model's convention."""
+        common = {"return_tensors": "pt", "padding": True, "truncation": True, "max_length": self.max_length}
+        if self.pair_input:
+            return self.tokenizer(list(prompts), list(responses), **common)
+        full = [format_chat(self.tokenizer, p) + r for p, r in zip(prompts, responses)]
+        return self.tokenizer(full, add_special_tokens=False, **common)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        import torch
+
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        scores: list[float] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = self.texts(prompts[start:start + self.batch_size], responses[start:start + self.batch_size])
+            with torch.inference_mode():
+                logits = self.model(**batch).logits
+            scores.extend(logits[:, 0].float().tolist())
+        return scores
