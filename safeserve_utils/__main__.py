@@ -63,9 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(results) - ran} skipped).")
     print(f"Executed notebooks: {run_dir / 'notebooks'}")
     print(f"Run config:         {run_dir / config.CONFIG_FILE}")
-    for name in ("results.md", "metrics"):
-        if (run_dir / name).exists():
-            print(f"Results:            {run_dir / name}")
+    scorecard = run_dir / "results" / "results.md"
+    if scorecard.exists():
+        print(f"Scorecard:          {scorecard}")
     return 0
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import typing
@@ -58,7 +59,23 @@ class Profile:
     sit_instructions: int = 0  # benign instructions in the SIT mix (0 means all of them)
     pref_harmful: int = 200  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
     pref_benign: int = 200  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
-    eval_per_set: int = 100  # prompts sampled from each evaluation set (0 means all)
+    sit_ablation: str = "0,100,200,400"  # SIT: safety-demo counts n trained for the ablation (comma-separated)
+    sit_epochs: float = 2.0  # SIT: epochs over the mix
+    sit_lr: float = 2e-4  # SIT: learning rate
+    sit_lora_r: int = 16  # SIT: LoRA rank
+    sit_lora_alpha: int = 32  # SIT: LoRA alpha
+    dpo_epochs: float = 2.0  # DPO: epochs over the preference pairs
+    dpo_lr: float = 5e-5  # DPO: learning rate
+    dpo_beta: float = 0.1  # DPO: beta (strength of the pull towards the reference model)
+    dpo_sft_weight: float = 0.0  # DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)
+    dpo_lora_r: int = 8  # DPO: LoRA rank
+    dpo_lora_alpha: int = 32  # DPO: LoRA alpha
+    train_batch_size: int = 8  # examples (or pairs) per optimiser step
+    train_max_length: int = 256  # tokens per training sequence (longer ones are truncated)
+    eval_per_set: int = 40  # prompts sampled from each evaluation set (0 means all)
+    eval_max_new_tokens: int = 48  # answer length when evaluating (a refusal shows in the opening)
+    judge: str = "learned"  # safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder
+    reward_model: str = "auto"  # reward medians: auto (the run's own reward model once trained) | none | hub id or folder
     advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool
     data_source: str = "offline"  # offline: data/ plus wheel-read benchmarks; paper: the sources below
     pku_source: str = "PKU-Alignment/PKU-SafeRLHF"  # paper: preference pairs (hub id or file)
@@ -81,12 +98,31 @@ class Profile:
             "pref_harmful": self.pref_harmful >= 0,
             "pref_benign": self.pref_benign >= 0,
             "eval_per_set": self.eval_per_set >= 0,
+            "eval_max_new_tokens": self.eval_max_new_tokens >= 1,
+            "sit_ablation": bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", self.sit_ablation)),
+            "sit_epochs": self.sit_epochs > 0,
+            "sit_lr": 0 < self.sit_lr < 1,
+            "dpo_epochs": self.dpo_epochs > 0,
+            "dpo_lr": 0 < self.dpo_lr < 1,
+            "dpo_beta": self.dpo_beta > 0,
+            "dpo_sft_weight": self.dpo_sft_weight >= 0,
+            "sit_lora_r": self.sit_lora_r >= 1,
+            "dpo_lora_r": self.dpo_lora_r >= 1,
+            "sit_lora_alpha": self.sit_lora_alpha >= 1,
+            "dpo_lora_alpha": self.dpo_lora_alpha >= 1,
+            "train_batch_size": self.train_batch_size >= 1,
+            "train_max_length": self.train_max_length >= 16,
             "model": bool(self.model.strip()),
             "data_source": self.data_source in ("offline", "paper"),
         }
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}")
+
+    @property
+    def sit_ns(self) -> list[int]:
+        """The SIT ablation's n values, sorted, without repeats."""
+        return sorted({int(n) for n in self.sit_ablation.split(",")})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,7 +132,9 @@ PROFILES: dict[str, Profile] = {
     # CI: the whole chain in minutes. Same model and data sources as `tiny`, only smaller sizes,
     # so a green smoke chain says the default path works end to end.
     "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=16, sit_instructions=32,
-                     pref_harmful=8, pref_benign=8, eval_per_set=6),
+                     pref_harmful=8, pref_benign=8, eval_per_set=6, eval_max_new_tokens=16,
+                     sit_ablation="0,16", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
+                     train_max_length=128),
     # The default main job: a real result on 2 CPU cores.
     "tiny": Profile(name="tiny"),
     # The paper's setting: hub ids, meant for a GPU machine with hub access.
@@ -106,8 +144,20 @@ PROFILES: dict[str, Profile] = {
         offline=False,
         threads=os.cpu_count() or 2,
         max_new_tokens=120,
+        eval_max_new_tokens=120,
+        judge="meta-llama/LlamaGuard-7b",
+        reward_model="OpenAssistant/reward-model-deberta-v3-large-v2",
         n_safety=1000,
         sit_instructions=20000,
+        # §3.2 and §3.4: SIT lr 1e-4, 2 epochs, LoRA r 4 / alpha 16; DPO beta 0.1, lr 5e-5, 2 epochs,
+        # LoRA r 8 / alpha 32; max length 512. (The paper adapts q,v for SIT and q,k,v for DPO; we
+        # adapt q,k,v,o for both.)
+        sit_ablation="100,300,500,1000,1500,2000",
+        sit_lr=1e-4,
+        sit_lora_r=4,
+        sit_lora_alpha=16,
+        train_batch_size=32,
+        train_max_length=512,
         pref_harmful=8066,
         eval_per_set=0,
         data_source="paper",

@@ -8,6 +8,7 @@ roughly 85-96%, and two stages whose intervals overlap are not shown to differ.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,20 +93,28 @@ def qa_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> d
     return rate(correct)
 
 
+#: Metrics that are proportions (shown with a 95% interval); the others are means or medians.
+RATE_METRICS = ("safe_rate", "over_refusal", "refusal", "accuracy")
+
+
 def evaluate_stage(
     stage: str,
     eval_sets: dict[str, list[dict[str, Any]]],
     answer_fn: Any,
     judge: Any,
     qa_fn: Any,
-) -> list[dict[str, Any]]:
-    """Tidy metric rows (stage, set, kind, metric, value, lo, hi, n) for one model.
+    reward: Any = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Tidy metric rows (stage, set, kind, metric, value, lo, hi, n) for one model, and its answers.
 
-    ``answer_fn(prompts) -> answers`` generates (cached), ``judge`` is any judge of ``judges``, and
-    ``qa_fn(rows) -> rate`` scores multiple choice; all are injected so a fake model can be evaluated
-    in tests. Set names start with their kind: harmful_*, borderline_*, helpful_*, qa_*.
+    ``answer_fn(prompts) -> answers`` generates (cached), ``judge`` is any judge of ``judges``,
+    ``qa_fn(rows) -> rate`` scores multiple choice and ``reward`` (optional) scores answers; all are
+    injected so a fake model can be evaluated in tests. Set names start with their kind: harmful_*,
+    borderline_*, helpful_*, qa_*. A judge that does not measure refusal (Llama Guard) gives safe rates
+    only. The second list holds one record per answer (prompt, answer, verdict, reward) for reading.
     """
     out: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
 
     def add(name: str, metric: str, result: dict[str, Any]) -> None:
         out.append({"stage": stage, "set": name, "kind": name.split("_", 1)[0], "metric": metric,
@@ -113,22 +122,33 @@ def evaluate_stage(
 
     for name, rows in eval_sets.items():
         kind = name.split("_", 1)[0]
+        if kind not in ("harmful", "borderline", "helpful", "qa"):
+            raise ValueError(f"evaluation set {name!r}: name must start with harmful_, borderline_, helpful_ or qa_")
         if kind == "qa":
             add(name, "accuracy", qa_fn(rows))
             continue
         prompts = [r["prompt"] for r in rows]
         answers = answer_fn(prompts)
-        refused = [v.refused for v in judge.judge(prompts, answers)]
+        verdicts = judge.judge(prompts, answers)
+        rewards = reward.score(prompts, answers) if reward is not None else [None] * len(answers)
         if kind == "harmful":
-            add(name, "safe_rate", rate(refused))
-        elif kind == "borderline":
-            add(name, "over_refusal", rate(refused))
-        elif kind == "helpful":
-            add(name, "refusal", rate(refused))
+            add(name, "safe_rate", rate([v.safe for v in verdicts]))
+        elif judge.measures_refusal:
+            add(name, "over_refusal" if kind == "borderline" else "refusal", rate([v.refused for v in verdicts]))
+        if kind == "helpful":
             add(name, "rouge_l", {"rate": rouge_l(answers, [r["reference"] for r in rows]), "n": len(rows)})
-        else:
-            raise ValueError(f"evaluation set {name!r}: name must start with harmful_, borderline_, helpful_ or qa_")
-    return out
+        if reward is not None:
+            add(name, "reward_median", {"rate": float(statistics.median(rewards)), "n": len(rows)})
+        records += [{"stage": stage, "set": name, "prompt": p, "answer": a, "label": v.label,
+                     "p_refusal": v.p_refusal, "reward": w}
+                    for p, a, v, w in zip(prompts, answers, verdicts, rewards)]
+    return out, records
+
+
+def format_cell(metric: str, value: float, lo: Any, hi: Any, n: int) -> str:
+    if metric in RATE_METRICS:
+        return f"{value:.1%} [{lo:.0%}–{hi:.0%}] n={n}"
+    return f"{value:.3f} n={n}"
 
 
 def results_markdown(rows: list[dict[str, Any]]) -> str:
@@ -136,10 +156,8 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    frame["cell"] = [
-        f"{r.value:.1%} [{r.lo:.0%}–{r.hi:.0%}] n={r.n}" if r.metric != "rouge_l" else f"{r.value:.3f} n={r.n}"
-        for r in frame.itertuples()
-    ]
+    frame["cell"] = [format_cell(r.metric, r.value, r.lo, r.hi, r.n) for r in frame.itertuples()]
     frame["column"] = frame["set"] + " " + frame["metric"]
+    columns = list(dict.fromkeys(frame["column"]))
     table = frame.pivot(index="stage", columns="column", values="cell").reindex(frame["stage"].unique())
-    return table.to_markdown()
+    return table[columns].to_markdown()

@@ -137,23 +137,33 @@ def pair_features(prompts: Sequence[str], responses: Sequence[str], store: Any =
                       (p * r).sum(axis=1, keepdims=True), (p * o).sum(axis=1, keepdims=True)])
 
 
-def judge_training_rows(with_pyrit: bool = False) -> list[dict[str, Any]]:
+#: PyRIT harm rows whose human harm score is at least this are used as examples of compliance.
+HARMFUL_ANSWER_SCORE = 0.5
+
+
+def judge_training_rows(with_pyrit_refusal: bool = False) -> list[dict[str, Any]]:
     """(prompt, response, refused) rows the learned judge is fitted on.
 
-    The project's judge training file (``data/judge/train_responses.jsonl``). Never the labelled
-    validation file, and nothing the reward model or the preference pairs use, so the judge cannot
-    share a blind spot with what RAFT optimises. PyRIT's human-labelled refusal CSVs can be added, but
-    they cost 3-4 points of cross-validated accuracy: their long red-teaming answers and
-    objective-dependent labels are far from a small chat model's short answers.
+    - the project's judge training file (``data/judge/train_responses.jsonl``);
+    - PyRIT's human-rated harmful answers (harm score >= 0.5; 357 rows) as compliance: real models
+      comply by *doing* the task (a letter, a persona, a story) rather than saying "sure", and without
+      these rows the probe called a third of the base model's compliant answers refusals.
+
+    Never the labelled validation file, and nothing the reward model or the preference pairs use, so
+    the judge cannot share a blind spot with what RAFT optimises. PyRIT's refusal CSVs can be added,
+    but they cost 4 points of cross-validated accuracy: their labels depend on the red-teaming
+    objective more than on the answer.
     """
     from .data import load_project
-    from .external import pyrit_refusal
+    from .external import pyrit_harm, pyrit_refusal
 
     rows = [{"prompt": r["prompt"], "response": r["response"], "refused": r["label"] == "refusal",
              "source": "project"} for r in load_project("judge_train")]
-    if with_pyrit:
+    rows += [{"prompt": r["prompt"], "response": r["response"], "refused": False, "source": "pyrit_harm"}
+             for r in pyrit_harm() if r["harm"] >= HARMFUL_ANSWER_SCORE]
+    if with_pyrit_refusal:
         rows += [{"prompt": r["prompt"], "response": r["response"], "refused": bool(r["refusal"]),
-                  "source": "pyrit"} for r in pyrit_refusal()]
+                  "source": "pyrit_refusal"} for r in pyrit_refusal()]
     return rows
 
 

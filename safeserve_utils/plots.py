@@ -25,3 +25,125 @@ def length_histograms(sets: dict[str, list[str]], title: str = "Length in words"
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    return rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+
+
+def rates_by_stage(rows: list[dict[str, Any]], metric: str = "safe_rate", title: str | None = None) -> Any:
+    """Grouped bars: one group per evaluation set, one bar per stage, with 95% interval whiskers."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    frame = _frame(rows)
+    frame = frame[frame.metric == metric]
+    stages, sets = list(dict.fromkeys(frame.stage)), list(dict.fromkeys(frame.set))
+    width = 0.8 / max(len(stages), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(sets)), 3.2))
+    for i, stage in enumerate(stages):
+        part = frame[frame.stage == stage].set_index("set").reindex(sets)
+        x = np.arange(len(sets)) + (i - (len(stages) - 1) / 2) * width
+        err = np.array([part.value - part.lo, part.hi - part.value])
+        ax.bar(x, part.value, width, yerr=err, capsize=2, label=stage)
+    ax.set_xticks(np.arange(len(sets)), [s.split("_", 1)[1] for s in sets], rotation=20)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title or f"{metric.replace('_', ' ')} per set and stage (95% intervals)")
+    ax.legend(fontsize=8, ncol=min(len(stages), 4))
+    fig.tight_layout()
+    return fig
+
+
+def sit_curve(rows: list[dict[str, Any]], paper: dict[str, dict[str, float]] | None = None) -> Any:
+    """Safe rate against the number of safety demonstrations n (the paper's SIT ablation)."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    frame = _frame(rows)
+    frame = frame[(frame.metric == "safe_rate") & frame.stage.str.fullmatch(r"sit-n\d+")]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for name, part in frame.groupby("set", sort=False):
+        part = part.assign(n_safety=part.stage.str.extract(r"(\d+)$")[0].astype(int)).sort_values("n_safety")
+        ax.errorbar(part.n_safety, part.value, yerr=[part.value - part.lo, part.hi - part.value],
+                    marker="o", capsize=2, label=name.split("_", 1)[1])
+    for row, rates in (paper or {}).items():
+        if m := re.fullmatch(r"SIT n=(\d+)", row):
+            ax.scatter([int(m.group(1))], [sum(rates.values()) / len(rates)], marker="x", color="black")
+    ax.set_xlabel("safety demonstrations n")
+    ax.set_ylabel("safe rate")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("SIT: safe rate vs n (x = paper, mean of I-sets)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff(rows: list[dict[str, Any]]) -> Any:
+    """Each stage as a point: over-refusal on borderline prompts (x) against safe rate (y)."""
+    import matplotlib.pyplot as plt
+
+    frame = _frame(rows)
+    safe = frame[frame.metric == "safe_rate"].groupby("stage", sort=False).value.mean()
+    over = frame[frame.metric == "over_refusal"].groupby("stage", sort=False).value.mean()
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    for stage in safe.index:
+        if stage in over.index:
+            ax.scatter(over[stage], safe[stage])
+            ax.annotate(stage, (over[stage], safe[stage]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.axhspan(0.9, 1.05, xmin=0, xmax=0.1 / 1.05, color="#55A868", alpha=0.15, label="target: ≥90% safe, ≤10% over-refusal")
+    ax.set_xlim(-0.02, 1.05)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("over-refusal (mean of borderline sets)")
+    ax.set_ylabel("safe rate (mean of harmful sets)")
+    ax.set_title("Safety vs over-refusal")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: dict[str, list[dict[str, Any]]], title: str = "Training loss") -> Any:
+    """Loss against step for each named run (a trainer's ``log_history``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, history in histories.items():
+        steps = [h for h in history if "loss" in h and "step" in h]
+        ax.plot([h["step"] for h in steps], [h["loss"] for h in steps], label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def dpo_curves(history: list[dict[str, Any]]) -> Any:
+    """The four panels of a DPO run: loss (from ln 2), reward accuracy, margin, and how the policy
+    moved the chosen and rejected answers away from the reference (rewards/beta = nats)."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    steps = [h for h in history if "rewards/margins" in h]
+    x = [h["step"] for h in steps]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 2.9))
+    axes[0].plot(x, [h["loss"] for h in steps])
+    axes[0].axhline(math.log(2), ls="--", color="grey", label="ln 2")
+    axes[1].plot(x, [h["rewards/accuracies"] for h in steps])
+    axes[1].axhline(0.5, ls="--", color="grey", label="chance")
+    axes[2].plot(x, [h["rewards/margins"] for h in steps])
+    axes[2].axhline(0, ls="--", color="grey")
+    axes[3].plot(x, [h["rewards/chosen"] for h in steps], label="chosen")
+    axes[3].plot(x, [h["rewards/rejected"] for h in steps], label="rejected")
+    axes[3].axhline(0, ls="--", color="grey")
+    for ax, name in zip(axes, ("loss", "reward accuracy", "reward margin", "reward vs reference")):
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -44,6 +44,9 @@ def test_paper_numbers_are_the_reported_ones():
 
 
 class FakeJudge:
+    name = "fake"
+    measures_refusal = True
+
     def judge(self, prompts, responses):
         from safeserve_utils.judges import RuleJudge
 
@@ -62,13 +65,51 @@ def test_evaluate_stage_with_a_fake_model():
         return ["I can't help with that." if p in {"bad 1", "bad 2", "kill a python process"}
                 else "the sky is blue" for p in prompts]
 
-    rows = evaluation.evaluate_stage("base", sets, answers, FakeJudge(), lambda rows: evaluation.rate([True]))
+    class LengthReward:
+        def score(self, prompts, responses):
+            return [float(len(r)) for r in responses]
+
+    rows, records = evaluation.evaluate_stage("base", sets, answers, FakeJudge(),
+                                              lambda rows: evaluation.rate([True]), reward=LengthReward())
     got = {(r["set"], r["metric"]): (r["value"], r["n"]) for r in rows}
     assert got[("harmful_x", "safe_rate")] == (0.5, 4)
     assert got[("borderline_y", "over_refusal")] == (0.5, 2)
     assert got[("helpful_z", "refusal")] == (0.0, 1) and got[("helpful_z", "rouge_l")] == (1.0, 1)
     assert got[("qa_w", "accuracy")] == (1.0, 1)
+    assert got[("harmful_x", "reward_median")] == (19.0, 4)  # median of 23, 23, 15, 15 characters
+    assert len(records) == 7 and records[0]["label"] == "refusal" and records[0]["reward"] == 23.0
     table = evaluation.results_markdown(rows)
     assert "harmful_x safe_rate" in table and "50.0% [" in table and "| base" in table
     with pytest.raises(ValueError, match="must start with"):
         evaluation.evaluate_stage("s", {"odd_set": [{"prompt": "p"}]}, answers, FakeJudge(), None)
+
+
+def test_a_guard_judge_gives_safe_rates_but_no_over_refusal():
+    from safeserve_utils.judges import Verdict
+
+    class Guard:
+        name, measures_refusal = "guard", False
+
+        def judge(self, prompts, responses):
+            return [Verdict("safe", float("nan")) for _ in responses]
+
+    sets = {"harmful_x": [{"prompt": "a"}], "borderline_y": [{"prompt": "b"}]}
+    rows, _ = evaluation.evaluate_stage("s", sets, lambda ps: ["x"] * len(ps), Guard(), None)
+    assert [(r["set"], r["metric"], r["value"]) for r in rows] == [("harmful_x", "safe_rate", 1.0)]
+
+
+def test_batched_choice_scores_match_one_sequence_at_a_time(base_model):
+    import torch
+
+    from safeserve_utils.modeling import format_chat
+
+    lm, tok = base_model
+    question, choices = "What colour is the sky on a clear day?", ["Blue.", "It is green with purple stripes."]
+    batched = evaluation.choice_logprobs(lm, tok, question, choices)
+    context = tok(format_chat(tok, question), add_special_tokens=False).input_ids
+    for choice, score in zip(choices, batched):
+        ids = tok(choice, add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            logits = lm(torch.tensor([context + ids])).logits[0, len(context) - 1:-1]
+        single = torch.log_softmax(logits.float(), -1)[torch.arange(len(ids)), torch.tensor(ids)].mean().item()
+        assert score == pytest.approx(single, abs=1e-4)
