@@ -55,21 +55,31 @@ class Profile:
     threads: int = 2  # torch CPU threads
     max_new_tokens: int = 64  # answer length when chatting with a model
     demo_prompts: int = 3  # prompts of each kind (benign / harmful) the setup notebook chats with
-    n_safety: int = 300  # safety demonstrations mixed into the SIT instruction data
-    sit_instructions: int = 0  # benign instructions in the SIT mix (0 means all of them)
-    pref_harmful: int = 200  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
-    pref_benign: int = 200  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
-    sit_ablation: str = "0,100,200,400"  # SIT: safety-demo counts n trained for the ablation (comma-separated)
-    sit_epochs: float = 2.0  # SIT: epochs over the mix
-    sit_lr: float = 2e-4  # SIT: learning rate
+    n_safety: int = 120  # safety demonstrations mixed into the SIT instruction data
+    sit_instructions: int = 120  # benign instructions in the SIT mix (0 means all of them)
+    pref_harmful: int = 60  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
+    pref_benign: int = 60  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
+    sit_ablation: str = "0,40,120"  # SIT: safety-demo counts n trained for the ablation (comma-separated)
+    sit_epochs: float = 1.0  # SIT: epochs over the mix
+    sit_lr: float = 3e-4  # SIT: learning rate
     sit_lora_r: int = 16  # SIT: LoRA rank
     sit_lora_alpha: int = 32  # SIT: LoRA alpha
     dpo_epochs: float = 2.0  # DPO: epochs over the preference pairs
-    dpo_lr: float = 5e-5  # DPO: learning rate
+    dpo_lr: float = 2e-4  # DPO: learning rate
     dpo_beta: float = 0.1  # DPO: beta (strength of the pull towards the reference model)
-    dpo_sft_weight: float = 0.0  # DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)
+    dpo_sft_weight: float = 1.0  # DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)
     dpo_lora_r: int = 8  # DPO: LoRA rank
     dpo_lora_alpha: int = 32  # DPO: LoRA alpha
+    rm_epochs: float = 1.0  # reward model: epochs over the preference pairs
+    rm_lr: float = 2e-4  # reward model: learning rate
+    raft_prompts: int = 32  # RAFT: prompts per iteration B (half harmful, half benign)
+    raft_k: int = 4  # RAFT: samples per prompt K
+    raft_iterations: int = 2  # RAFT: sample-rank-train rounds
+    raft_temperature: float = 0.85  # RAFT: sampling temperature (the paper's)
+    raft_max_new_tokens: int = 48  # RAFT: length of each sampled answer
+    raft_alpha: float = 1.0  # RAFT: share of prompts kept by best reward (1 keeps one answer per prompt)
+    raft_epochs: float = 2.0  # RAFT: SFT epochs per iteration
+    raft_lr: float = 2e-4  # RAFT: SFT learning rate
     train_batch_size: int = 8  # examples (or pairs) per optimiser step
     train_max_length: int = 256  # tokens per training sequence (longer ones are truncated)
     eval_per_set: int = 40  # prompts sampled from each evaluation set (0 means all)
@@ -111,6 +121,16 @@ class Profile:
             "sit_lora_alpha": self.sit_lora_alpha >= 1,
             "dpo_lora_alpha": self.dpo_lora_alpha >= 1,
             "train_batch_size": self.train_batch_size >= 1,
+            "rm_epochs": self.rm_epochs > 0,
+            "rm_lr": 0 < self.rm_lr < 1,
+            "raft_prompts": self.raft_prompts >= 2,
+            "raft_k": self.raft_k >= 1,
+            "raft_iterations": self.raft_iterations >= 1,
+            "raft_temperature": self.raft_temperature > 0,
+            "raft_max_new_tokens": self.raft_max_new_tokens >= 1,
+            "raft_alpha": 0 < self.raft_alpha <= 1,
+            "raft_epochs": self.raft_epochs > 0,
+            "raft_lr": 0 < self.raft_lr < 1,
             "train_max_length": self.train_max_length >= 16,
             "model": bool(self.model.strip()),
             "data_source": self.data_source in ("offline", "paper"),
@@ -134,7 +154,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=16, sit_instructions=32,
                      pref_harmful=8, pref_benign=8, eval_per_set=6, eval_max_new_tokens=16,
                      sit_ablation="0,16", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
-                     train_max_length=128),
+                     train_max_length=128, raft_prompts=4, raft_k=2, raft_iterations=1,
+                     raft_max_new_tokens=16, raft_epochs=1.0),
     # The default main job: a real result on 2 CPU cores.
     "tiny": Profile(name="tiny"),
     # The paper's setting: hub ids, meant for a GPU machine with hub access.
@@ -149,11 +170,23 @@ PROFILES: dict[str, Profile] = {
         reward_model="OpenAssistant/reward-model-deberta-v3-large-v2",
         n_safety=1000,
         sit_instructions=20000,
+        pref_benign=0,
         # §3.2 and §3.4: SIT lr 1e-4, 2 epochs, LoRA r 4 / alpha 16; DPO beta 0.1, lr 5e-5, 2 epochs,
         # LoRA r 8 / alpha 32; max length 512. (The paper adapts q,v for SIT and q,k,v for DPO; we
         # adapt q,k,v,o for both.)
         sit_ablation="100,300,500,1000,1500,2000",
+        # §3.3: RAFT B=100 prompts x 5 iterations (the other setting: raft_prompts=500,
+        # raft_iterations=1), K=8, 120 tokens, SFT 4 epochs at lr 1e-4.
+        raft_prompts=100,
+        raft_k=8,
+        raft_iterations=5,
+        raft_max_new_tokens=120,
+        raft_epochs=4.0,
+        raft_lr=1e-4,
+        sit_epochs=2.0,
         sit_lr=1e-4,
+        dpo_lr=5e-5,
+        dpo_sft_weight=0.0,
         sit_lora_r=4,
         sit_lora_alpha=16,
         train_batch_size=32,

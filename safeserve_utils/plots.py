@@ -147,3 +147,26 @@ def dpo_curves(history: list[dict[str, Any]]) -> Any:
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def raft_curves(runs: dict[str, list[dict[str, Any]]]) -> Any:
+    """Per iteration, for each run (RAFT and its random baseline): mean reward and judge safe rate of
+    all samples (dashed) against the kept ones (solid). Ranking works when solid sits above dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for name, history in runs.items():
+        x = [h["iteration"] for h in history]
+        for ax, key in zip(axes, ("reward", "safe")):
+            all_key, kept_key = (f"{key}_all_mean", f"{key}_kept_mean") if key == "reward" else ("safe_all", "safe_kept")
+            line, = ax.plot(x, [h[kept_key] for h in history], marker="o", label=f"{name}: kept")
+            ax.plot(x, [h[all_key] for h in history], ls="--", marker=".", color=line.get_color(),
+                    label=f"{name}: all samples")
+    axes[0].set_title("mean reward")
+    axes[1].set_title("judge's safe rate")
+    axes[1].set_ylim(0, 1.05)
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -3,8 +3,9 @@
 Two input conventions, picked from the tokenizer: an encoder reward model without a chat template
 (the paper's ``OpenAssistant/reward-model-deberta-v3-large-v2``) reads the pair as
 ``tokenizer(prompt, response)``; a chat model with a value head (the project's own reward model from
-the RAFT stage) reads the chat-formatted prompt followed by the response. Scores are raw logits:
-only their order and median mean anything, and only within one reward model.
+the RAFT stage) reads the whole conversation through its chat template, exactly as TRL's
+``RewardTrainer`` formatted it in training. Scores are raw logits: only their order and median mean
+anything, and only within one reward model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .modeling import format_chat
 
 
 class RewardScorer:
@@ -30,13 +30,28 @@ class RewardScorer:
         self.name = name or self.name
 
     @classmethod
-    def load(cls, name_or_path: str | Path, **kwargs: Any) -> "RewardScorer":
-        """A reward model by hub id or local folder (safetensors only, no remote code)."""
+    def load(cls, name_or_path: str | Path, base: str | Path | None = None, **kwargs: Any) -> "RewardScorer":
+        """A reward model by hub id or local folder (safetensors only, no remote code).
+
+        A folder holding a LoRA adapter (``adapter_config.json``, the project's own reward model) is
+        applied to ``base`` (a model folder or hub id) with a fresh sequence-classification head,
+        whose trained weights the adapter carries.
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        folder = Path(name_or_path)
+        is_adapter = (folder / "adapter_config.json").exists()
+        if is_adapter and base is None:
+            raise ValueError(f"{folder} holds a LoRA adapter: pass the base model it was trained on (`base`)")
+        source = str(base) if is_adapter else str(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path) if not is_adapter else source)
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(name_or_path), use_safetensors=True, trust_remote_code=False, num_labels=1)
+            source, use_safetensors=True, trust_remote_code=False, num_labels=1)
+        if is_adapter:
+            from peft import PeftModel
+
+            model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+            model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         return cls(model, tokenizer, name=kwargs.pop("name", str(name_or_path)), **kwargs)
 
     def texts(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, Any]:
@@ -44,7 +59,9 @@ class RewardScorer:
         common = {"return_tensors": "pt", "padding": True, "truncation": True, "max_length": self.max_length}
         if self.pair_input:
             return self.tokenizer(list(prompts), list(responses), **common)
-        full = [format_chat(self.tokenizer, p) + r for p, r in zip(prompts, responses)]
+        full = [self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False)
+            for p, r in zip(prompts, responses)]
         return self.tokenizer(full, add_special_tokens=False, **common)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:

@@ -148,7 +148,7 @@ def write_results(run_dir: str | Path, rows: list[dict[str, Any]]) -> dict[str, 
     frame = pd.DataFrame(rows)
     comparison = pd.DataFrame(paper_comparison(rows))
     markdown = (evaluation.results_markdown(rows) + "\n\n" +
-                comparison.to_markdown(index=False, floatfmt=".1%") + "\n")
+                comparison.to_markdown(index=False, floatfmt=".1%", missingval="—") + "\n")
     return {
         "csv": atomic_write_text(folder / "results.csv", frame.to_csv(index=False)),
         "json": atomic_write_json(folder / "results.json", rows),
@@ -170,10 +170,6 @@ def make_judge(cfg: Profile) -> Any:
     return LlamaGuardJudge(guard, tokenizer)
 
 
-#: Where the reward-model stage (03_reward_model) saves the project's own reward model.
-OWN_REWARD_MODEL = "reward_model"
-
-
 def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
     """The reward scorer ``cfg.reward_model`` names, or None (``auto`` before a reward model exists)."""
     from .reward import RewardScorer
@@ -181,8 +177,13 @@ def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
     if cfg.reward_model == "none":
         return None
     if cfg.reward_model == "auto":
+        from .reward_training import OWN_REWARD_MODEL
+
         own = Path(run_dir) / OWN_REWARD_MODEL
-        return RewardScorer.load(own, name="own reward model") if (own / "config.json").exists() else None
+        if not (own / "adapter_config.json").exists():
+            return None
+        return RewardScorer.load(own, base=modeling.resolve_model_path(cfg.model, offline=cfg.offline),
+                                 name="own reward model")
     return RewardScorer.load(cfg.reward_model)
 
 

@@ -36,7 +36,7 @@ class TrainingError(ValueError):
 class TrainSettings:
     """One training run's knobs; everything in here is part of the adapter's resume key."""
 
-    method: str  # sft | dpo
+    method: str  # sft | dpo | rm (a reward model: a sequence-classification head trained on pairs)
     epochs: float
     learning_rate: float
     batch_size: int
@@ -45,6 +45,7 @@ class TrainSettings:
     lora_alpha: int
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = LORA_TARGETS
+    lora_layers: int = 0  # adapt only the last k transformer layers (0: all); backward stops below them
     beta: float = 0.1  # DPO only
     sft_weight: float = 0.0  # DPO only: weight of an SFT term on the chosen answer
     seed: int = 0
@@ -53,7 +54,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         checks = {
-            "method": self.method in ("sft", "dpo"),
+            "method": self.method in ("sft", "dpo", "rm"),
             "epochs": self.epochs > 0,
             "learning_rate": 0 < self.learning_rate < 1,
             "batch_size": self.batch_size >= 1,
@@ -61,6 +62,7 @@ class TrainSettings:
             "lora_r": self.lora_r >= 1,
             "lora_alpha": self.lora_alpha >= 1,
             "lora_dropout": 0 <= self.lora_dropout < 1,
+            "lora_layers": self.lora_layers >= 0,
             "beta": self.beta > 0,
             "sft_weight": self.sft_weight >= 0,
         }
@@ -74,16 +76,30 @@ class TrainSettings:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def lora_config(settings: TrainSettings) -> Any:
+def lora_config(settings: TrainSettings, num_layers: int) -> Any:
+    """LoRA on the attention projections, optionally of the last ``lora_layers`` layers only.
+
+    On a CPU the backward pass is most of a step's cost, and autograd stops at the lowest layer that
+    has trainable weights: adapting the top third of the layers makes a step about twice as fast.
+    """
     from peft import LoraConfig
 
+    layers = None
+    if settings.lora_layers:
+        if settings.lora_layers > num_layers:
+            raise TrainingError(f"training setting `lora_layers` is {settings.lora_layers}, but the model has "
+                                f"{num_layers} layers")
+        layers = list(range(num_layers - settings.lora_layers, num_layers))
+    # SEQ_CLS makes PEFT train and save the new reward head (``score``) along with the adapter.
+    task = "SEQ_CLS" if settings.method == "rm" else "CAUSAL_LM"
     return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=list(settings.lora_targets), task_type="CAUSAL_LM", bias="none")
+                      target_modules=list(settings.lora_targets), layers_to_transform=layers,
+                      task_type=task, bias="none")
 
 
 def cpu_arguments(settings: TrainSettings, output_dir: Path, **extra: Any) -> Any:
     """``SFTConfig``/``DPOConfig`` with the CPU-safe defaults; ``extra`` overrides (benchmarks use it)."""
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, RewardConfig, SFTConfig
 
     common: dict[str, Any] = dict(
         output_dir=str(output_dir), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
@@ -91,10 +107,14 @@ def cpu_arguments(settings: TrainSettings, output_dir: Path, **extra: Any) -> An
         max_length=settings.max_length, lr_scheduler_type="cosine", warmup_steps=settings.warmup_ratio,
         seed=settings.seed, data_seed=settings.seed, logging_steps=1, save_strategy="no", report_to="none",
         bf16=False, fp16=False, use_cpu=True, gradient_checkpointing=False, dataloader_num_workers=0,
-        disable_tqdm=True, train_sampling_strategy="group_by_length",  # batches of similar length pad less
+        disable_tqdm=True,
     )
     if settings.method == "sft":
-        return SFTConfig(**{**common, "completion_only_loss": True, **extra})
+        # Batches of similar length pad less (DPO's tokenised pairs have no single length to group by).
+        return SFTConfig(**{**common, "completion_only_loss": True, "train_sampling_strategy": "group_by_length",
+                            **extra})
+    if settings.method == "rm":
+        return RewardConfig(**{**common, **extra})
     losses = ["sigmoid", "sft"] if settings.sft_weight > 0 else ["sigmoid"]
     weights = [1.0, settings.sft_weight] if settings.sft_weight > 0 else None
     return DPOConfig(**{**common, "beta": settings.beta, "loss_type": losses, "loss_weights": weights,
@@ -140,55 +160,76 @@ def train(
     model_id: str = "",
     callbacks: Sequence[Any] = (),
     trainer_hook: Callable[[Any], None] | None = None,
+    arguments: dict[str, Any] | None = None,
+    start_adapter: str | Path | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on ``rows`` (TRL conversational prompt/completion or prompt/chosen/rejected).
 
     Saved atomically to ``adapter`` with ``training.json``. If ``adapter`` already holds a run with the
     same settings, data and base model, it is returned as is: a re-run resumes instead of retraining.
     ``model`` is left without the adapter (the trainer's copy is unloaded), so it can be reused.
+    ``arguments`` overrides trainer arguments (``benchmarks/training.py`` restores TRL's defaults).
+    ``start_adapter`` continues training an existing adapter (RAFT's iterations) instead of a new one,
+    so every saved adapter applies to the base model on its own.
     """
     from datasets import Dataset
 
     adapter = Path(adapter)
     if not rows:
         raise TrainingError(f"{adapter.name}: no training rows")
-    needed = {"sft": ("prompt", "completion"), "dpo": ("prompt", "chosen", "rejected")}[settings.method]
+    needed = {"sft": ("prompt", "completion"), "dpo": ("prompt", "chosen", "rejected"),
+              "rm": ("prompt", "chosen", "rejected")}[settings.method]
     missing = [k for k in needed if k not in rows[0]]
     if missing:
         raise TrainingError(f"{adapter.name}: {settings.method} rows need fields {needed}; missing {missing}")
-    key = settings.key(rows, model_id)
+    start_record = read_training_record(Path(start_adapter)) if start_adapter else None
+    if start_adapter and start_record is None:
+        raise TrainingError(f"{start_adapter}: no {TRAINING_FILE}; train the earlier stage first")
+    key = settings.key(rows, model_id + json.dumps(arguments or {}, sort_keys=True)
+                       + (start_record["key"] if start_record else ""))
     record = read_training_record(adapter)
     if record and record.get("key") == key and (adapter / "adapter_config.json").exists():
         return TrainResult(adapter, record["log_history"], record["seconds"], record["examples"],
                            record["tokens"], resumed=True)
 
     dataset = Dataset.from_list([{k: r[k] for k in needed} for r in rows])
+    if start_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True)
     with atomic_path(adapter) as tmp:
-        args = cpu_arguments(settings, tmp / "trainer")
+        args = cpu_arguments(settings, tmp / "trainer", **(arguments or {}))
         trainer = _trainer(settings, model, tokenizer, dataset, args, list(callbacks))
-        if trainer_hook:
-            trainer_hook(trainer)
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-        trainer.model.save_pretrained(str(tmp))
+        try:
+            if trainer_hook:
+                trainer_hook(trainer)
+            start = time.perf_counter()
+            trainer.train()
+            seconds = time.perf_counter() - start
+            trainer.model.save_pretrained(str(tmp))
+        finally:
+            trainer.model.unload()  # take the LoRA layers out of ``model`` again, unmerged, even on failure
         tokens = math.ceil(settings.epochs * _count_tokens(tokenizer, rows))
         record = {"key": key, "stage": adapter.name, "settings": dataclasses.asdict(settings), "model": model_id,
                   "examples": len(rows), "tokens": tokens, "seconds": round(seconds, 1),
                   "log_history": trainer.state.log_history}
         (tmp / TRAINING_FILE).write_text(json.dumps(record, indent=2, default=str))
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    trainer.model.unload()  # take the LoRA layers out of ``model`` again, unmerged
     return TrainResult(adapter, record["log_history"], seconds, len(rows), tokens)
 
 
 def _trainer(settings: TrainSettings, model: Any, tokenizer: Any, dataset: Any, args: Any,
              callbacks: list[Any]) -> Any:
-    from trl import DPOTrainer, SFTTrainer
+    from trl import DPOTrainer, RewardTrainer, SFTTrainer
 
-    cls = SFTTrainer if settings.method == "sft" else DPOTrainer
+    cls = {"sft": SFTTrainer, "dpo": DPOTrainer, "rm": RewardTrainer}[settings.method]
+    peft_config = None if _has_adapter(model) else lora_config(settings, model.config.num_hidden_layers)
     return cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-               peft_config=lora_config(settings), callbacks=callbacks)
+               peft_config=peft_config, callbacks=callbacks)
+
+
+def _has_adapter(model: Any) -> bool:
+    return hasattr(model, "peft_config")
 
 
 # ------------------------------------------------------------------------------ DPO diagnostics
@@ -257,6 +298,20 @@ def dpo_settings(cfg: Any) -> TrainSettings:
                          batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
                          lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, beta=cfg.dpo_beta,
                          sft_weight=cfg.dpo_sft_weight, seed=cfg.seed)
+
+
+def raft_settings(cfg: Any) -> TrainSettings:
+    """RAFT's SFT on the kept answers: SIT's LoRA shape, RAFT's own epochs and learning rate."""
+    return TrainSettings(method="sft", epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr,
+                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
+                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed)
+
+
+def rm_settings(cfg: Any) -> TrainSettings:
+    """The reward model: a LoRA (DPO's shape) plus a new scalar head, trained on preference pairs."""
+    return TrainSettings(method="rm", epochs=cfg.rm_epochs, learning_rate=cfg.rm_lr,
+                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
+                         lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, seed=cfg.seed)
 
 
 def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, list[dict[str, Any]]]:

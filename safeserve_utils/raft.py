@@ -1,0 +1,154 @@
+"""RAFT: reward-ranked fine-tuning, the one training loop TRL lacks (the paper's §3.3, after LMFlow).
+
+Each iteration samples K answers per prompt from the current model (temperature 0.85, top-p 0.95, as
+in the paper), scores them with a reward model, keeps one per prompt and LoRA-SFTs on the kept set. The
+next iteration starts from that adapter, so every saved adapter applies to the base model on its own.
+
+The matched **random baseline** runs the same loop on the same prompts and samples but keeps a random
+answer instead of the best. If RAFT beats it, reward ranking moved the model; if not, the gain (or
+loss) came from extra SFT on the model's own samples. ``iteration_stats`` makes the ranking itself
+visible: the mean reward and the judge's safe rate of all samples against those kept.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("best", "random", "top_alpha")
+
+
+@dataclass(frozen=True)
+class Pick:
+    prompt: str
+    response: str
+    reward: float
+    index: int  # which of the K samples
+
+
+def select(prompts: Sequence[str], samples: Sequence[Sequence[str]], rewards: Sequence[Sequence[float]],
+           mode: str = "best", alpha: float = 0.5, seed: int = 0) -> list[Pick]:
+    """One kept answer per prompt (``best``/``random``), or LMFlow's global ``top_alpha``: the best
+    answer of each prompt, then only the ``alpha`` share of prompts whose best reward is highest."""
+    if mode not in MODES:
+        raise ValueError(f"RAFT selection mode {mode!r}: expected one of {MODES}")
+    if not 0 < alpha <= 1:
+        raise ValueError(f"RAFT parameter `alpha` must be in (0, 1], got {alpha}")
+    if not (len(prompts) == len(samples) == len(rewards)):
+        raise ValueError(f"{len(prompts)} prompts, {len(samples)} sample lists, {len(rewards)} reward lists")
+    rng = random.Random(seed)
+    picks = []
+    for prompt, answers, scores in zip(prompts, samples, rewards):
+        if len(answers) != len(scores) or not answers:
+            raise ValueError(f"prompt {prompt[:40]!r}: {len(answers)} samples but {len(scores)} rewards")
+        i = rng.randrange(len(answers)) if mode == "random" else max(range(len(scores)), key=scores.__getitem__)
+        picks.append(Pick(prompt, answers[i], float(scores[i]), i))
+    if mode == "top_alpha":
+        keep = max(1, round(alpha * len(picks)))
+        picks = sorted(picks, key=lambda p: p.reward, reverse=True)[:keep]
+    return picks
+
+
+def iteration_stats(samples: Sequence[Sequence[str]], rewards: Sequence[Sequence[float]], picks: Sequence[Pick],
+                    safe_all: Sequence[Sequence[bool]] | None = None,
+                    safe_picked: Sequence[bool] | None = None) -> dict[str, Any]:
+    """Mean reward of all samples vs of the kept ones (and the judge's safe rate of each if given)."""
+    flat = [r for row in rewards for r in row]
+    out = {
+        "samples": sum(len(s) for s in samples), "kept": len(picks),
+        "reward_all_mean": statistics.fmean(flat) if flat else float("nan"),
+        "reward_kept_mean": statistics.fmean(p.reward for p in picks) if picks else float("nan"),
+    }
+    if safe_all is not None and safe_picked is not None:
+        every = [s for row in safe_all for s in row]
+        out["safe_all"] = sum(every) / len(every) if every else float("nan")
+        out["safe_kept"] = sum(safe_picked) / len(safe_picked) if safe_picked else float("nan")
+    return out
+
+
+def sample_k(answer_fn: Callable[[list[str], int], list[str]], prompts: Sequence[str], k: int) -> list[list[str]]:
+    """K answers per prompt: ``answer_fn(prompts, seed)`` is called once per seed 0..K-1, so each
+    sample round is one batched (and cached) generation over all prompts."""
+    rounds = [answer_fn(list(prompts), seed) for seed in range(k)]
+    return [[rounds[j][i] for j in range(k)] for i in range(len(prompts))]
+
+
+def two_by_two(base_safe: Sequence[bool], picked_safe: Sequence[bool]) -> dict[str, dict[str, int]]:
+    """The paper's Table 7/8 error analysis: base answer safe/unsafe x RAFT's answer safe/unsafe."""
+    table = {b: {p: 0 for p in ("safe", "unsafe")} for b in ("safe", "unsafe")}
+    for b, p in zip(base_safe, picked_safe):
+        table["safe" if b else "unsafe"]["safe" if p else "unsafe"] += 1
+    return table
+
+
+def prompt_pool(run_dir: Any, count: int, seed: int) -> list[dict[str, Any]]:
+    """RAFT's training prompts: half harmful (the SIT safety pool's requests), half benign (the SIT
+    instructions), as the paper's 50% safe / 50% unsafe mix. Never an evaluation prompt: both files
+    were filtered against every evaluation set in 01_data."""
+    from pathlib import Path
+
+    from .data import read_rows
+
+    folder = Path(run_dir) / "data"
+    harmful = read_rows(folder / "sit_safety_pool.jsonl")
+    benign = read_rows(folder / "sit_instructions.jsonl")
+    rng = random.Random(seed)
+    chosen = ([("harmful", r) for r in rng.sample(harmful, min(len(harmful), count - count // 2))]
+              + [("benign", r) for r in rng.sample(benign, min(len(benign), count // 2))])
+    return [{"prompt": r["prompt"][0]["content"], "kind": kind} for kind, r in chosen]
+
+
+def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any, mode: str = "best",
+        prefix: str = "raft-it") -> list[dict[str, Any]]:
+    """``cfg.raft_iterations`` rounds of sample K -> score -> keep -> LoRA-SFT; one adapter per round.
+
+    Returns one record per iteration (statistics, the picks and every sample's reward and verdict),
+    also written to ``<run>/raft/<prefix>.json``. Sampling goes through the cached batched engine, so
+    a re-run, and the random baseline's first round, reuse the samples already drawn.
+    """
+    import time
+    from dataclasses import asdict, replace
+    from pathlib import Path
+
+    from . import generation, modeling, scorecard, training
+    from .data import conversation
+    from .io import atomic_write_json
+
+    settings = training.raft_settings(cfg)
+    sampling = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens,
+                                             temperature=cfg.raft_temperature, top_p=0.95)
+    base, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    history: list[dict[str, Any]] = []
+    previous: str | None = None
+    for iteration in range(1, cfg.raft_iterations + 1):
+        stage = f"{prefix}{iteration}"
+        policy, tok = scorecard.load_stage(cfg, run_dir, previous or "base")
+        start = time.perf_counter()
+        samples = sample_k(lambda ps, seed: generation.cached_generate(
+            policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed), batch_size=16), prompts, cfg.raft_k)
+        sample_seconds = time.perf_counter() - start
+        flat_prompts = [p for p, row in zip(prompts, samples) for _ in row]
+        flat = [s for row in samples for s in row]
+        scores, verdicts = reward.score(flat_prompts, flat), judge.judge(flat_prompts, flat)
+        rewards = [scores[i * cfg.raft_k:(i + 1) * cfg.raft_k] for i in range(len(prompts))]
+        safe = [[v.safe for v in verdicts[i * cfg.raft_k:(i + 1) * cfg.raft_k]] for i in range(len(prompts))]
+        picks = select(prompts, samples, rewards, mode=mode, alpha=cfg.raft_alpha, seed=cfg.seed + iteration)
+        index = {p: i for i, p in enumerate(prompts)}
+        picked_safe = [safe[index[p.prompt]][p.index] for p in picks]
+        result = training.train(base, tokenizer, [conversation(p.prompt, p.response) for p in picks], settings,
+                                training.adapter_dir(run_dir, stage), model_id=cfg.model,
+                                start_adapter=training.adapter_dir(run_dir, previous) if previous else None)
+        sampled_tokens = sum(len(tok(s, add_special_tokens=False).input_ids) for s in flat)
+        history.append({
+            "iteration": iteration, "stage": stage, "mode": mode,
+            **iteration_stats(samples, rewards, picks, safe, picked_safe),
+            "sample_seconds": round(sample_seconds, 1), "sampled_tokens": sampled_tokens,
+            "train_seconds": result.seconds, "resumed": result.resumed,
+            "picks": [asdict(p) for p in picks], "rewards": rewards, "safe": safe, "samples": samples,
+        })
+        previous = stage
+    atomic_write_json(Path(run_dir) / "raft" / f"{prefix}.json", history)
+    return history

@@ -1,0 +1,69 @@
+"""The project's own reward model: TRL's ``RewardTrainer`` on the run's preference pairs.
+
+A scalar head on the base model (LoRA plus a new ``score`` layer), trained so that the chosen answer
+of each pair scores higher than the rejected one. Held-out pairs are split the RewardBench way, as the
+paper's Table 6: *should refuse* (harmful prompt: a refusal should win) and *should respond* (benign
+prompt: an answer should beat a needless refusal). The pairs come from 01_data, which filtered them
+against every evaluation and judge-validation prompt, so the judges share no data with what RAFT
+optimises.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import modeling, training
+from .data import to_dpo
+
+OWN_REWARD_MODEL = "reward_model"
+
+
+def split_pairs(pairs: Sequence[dict[str, Any]], held_out: float, seed: int
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, held-out) with the same share of harmful and benign pairs in each."""
+    if not 0 < held_out < 1:
+        raise ValueError(f"parameter `held_out` must be between 0 and 1, got {held_out}")
+    train, test = [], []
+    for harmful in (True, False):
+        group = [p for p in pairs if (not p["is_response_1_safe"]) is harmful]
+        random.Random(seed).shuffle(group)
+        cut = round(len(group) * held_out)
+        test += group[:cut]
+        train += group[cut:]
+    return train, test
+
+
+def load_base_classifier(cfg: Any) -> tuple[Any, Any]:
+    """The base model with a fresh one-output classification head (safetensors, no remote code)."""
+    from transformers import AutoModelForSequenceClassification
+
+    _, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        modeling.resolve_model_path(cfg.model, offline=cfg.offline), num_labels=1, use_safetensors=True,
+        trust_remote_code=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def train_reward_model(cfg: Any, run_dir: str | Path, pairs: Sequence[dict[str, Any]]) -> training.TrainResult:
+    model, tokenizer = load_base_classifier(cfg)
+    return training.train(model, tokenizer, [to_dpo(p) for p in pairs], training.rm_settings(cfg),
+                          Path(run_dir) / OWN_REWARD_MODEL, model_id=cfg.model)
+
+
+def pair_accuracy(scorer: Any, pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Share of pairs where the better answer scores higher, per RewardBench-style subset, with n."""
+    from .evaluation import rate
+
+    prompts = [p["prompt"] for p in pairs]
+    better = scorer.score(prompts, [p[f"response_{p['better_response_id']}"] for p in pairs])
+    worse = scorer.score(prompts, [p[f"response_{1 - p['better_response_id']}"] for p in pairs])
+    rows = []
+    for subset, keep in (("should refuse", lambda p: not p["is_response_1_safe"]),
+                         ("should respond", lambda p: p["is_response_1_safe"]), ("all", lambda p: True)):
+        wins = [b > w for p, b, w in zip(pairs, better, worse) if keep(p)]
+        rows.append({"subset": subset, **rate(wins)})
+    return rows
