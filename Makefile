@@ -1,7 +1,7 @@
 # SafeServe: the README's commands. Every target is idempotent: a second call reuses the virtualenv,
 # the downloaded wheels, the converted model and the unchanged stages of a run.
 #   make workbook   set up, fetch the model, run the whole notebook chain on the default `tiny` profile
-#   make test       set up, fetch the model, run the test suite
+#   make test       set up, fetch the model, install Chromium if missing, run the test suite
 #   make lab        set up and open JupyterLab on the notebooks
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +13,7 @@ PY      := $(VENV)/bin/python
 TORCH   := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup fetch workbook test lab clean-runs
+.PHONY: setup fetch browser workbook test lab clean-runs
 
 setup: $(STAMP)
 
@@ -32,7 +32,12 @@ fetch: setup
 workbook: fetch
 	$(PY) -m safeserve_utils run --profile $(PROFILE) --run-dir $(RUN_DIR)
 
-test: fetch
+# The real-browser test drives JupyterLab in Debian's headless Chromium (Playwright never downloads one).
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: fetch browser
 	$(PY) -m pytest
 
 lab: fetch

@@ -56,12 +56,12 @@ class Profile:
     max_new_tokens: int = 64  # answer length when chatting with a model
     demo_prompts: int = 3  # prompts of each kind (benign / harmful) the setup notebook chats with
     n_safety: int = 120  # safety demonstrations mixed into the SIT instruction data
-    sit_instructions: int = 120  # benign instructions in the SIT mix (0 means all of them)
+    sit_instructions: int = 80  # benign instructions in the SIT mix (0 means all of them)
     pref_harmful: int = 60  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
     pref_benign: int = 60  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
     sit_ablation: str = "0,40,120"  # SIT: safety-demo counts n trained for the ablation (comma-separated)
-    sit_epochs: float = 1.0  # SIT: epochs over the mix
-    sit_lr: float = 3e-4  # SIT: learning rate
+    sit_epochs: float = 2.0  # SIT: epochs over the mix
+    sit_lr: float = 1e-3  # SIT: learning rate
     sit_lora_r: int = 16  # SIT: LoRA rank
     sit_lora_alpha: int = 32  # SIT: LoRA alpha
     dpo_epochs: float = 2.0  # DPO: epochs over the preference pairs
@@ -81,8 +81,8 @@ class Profile:
     raft_epochs: float = 2.0  # RAFT: SFT epochs per iteration
     raft_lr: float = 2e-4  # RAFT: SFT learning rate
     train_batch_size: int = 8  # examples (or pairs) per optimiser step
-    train_max_length: int = 256  # tokens per training sequence (longer ones are truncated)
-    eval_per_set: int = 40  # prompts sampled from each evaluation set (0 means all)
+    train_max_length: int = 160  # tokens per training sequence (longer ones are truncated)
+    eval_per_set: int = 30  # prompts sampled from each evaluation set (0 means all)
     eval_max_new_tokens: int = 48  # answer length when evaluating (a refusal shows in the opening)
     judge: str = "learned"  # safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder
     reward_model: str = "auto"  # reward medians: auto (the run's own reward model once trained) | none | hub id or folder

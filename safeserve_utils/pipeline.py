@@ -25,8 +25,9 @@ from .progress import HEADLESS_ENV
 
 NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
 STAGES_FILE = "stages.json"
-#: Parameters every numbered notebook has, filled in by the chain rather than by the profile.
-CHAIN_PARAMETERS = ("profile", "run_dir")
+#: Parameters filled in by the chain rather than by the profile: every notebook has the first two;
+#: a notebook with widgets declares ``interactive``, which the chain sets to False (headless).
+CHAIN_PARAMETERS = ("profile", "run_dir", "interactive")
 
 
 class StageFailed(RuntimeError):
@@ -59,7 +60,10 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
 def stage_parameters(path: Path, cfg: config.Profile, run_dir: Path) -> dict[str, Any]:
     """What the chain injects into one notebook: run_dir, profile and the profile's matching fields."""
     params: dict[str, Any] = {"profile": cfg.name, "run_dir": str(run_dir)}
-    for name in notebook_parameters(path):
+    declared = notebook_parameters(path)
+    if "interactive" in declared:
+        params["interactive"] = False
+    for name in declared:
         if name not in CHAIN_PARAMETERS and hasattr(cfg, name):
             params[name] = getattr(cfg, name)
     return params

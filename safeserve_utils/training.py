@@ -222,10 +222,14 @@ def _trainer(settings: TrainSettings, model: Any, tokenizer: Any, dataset: Any, 
              callbacks: list[Any]) -> Any:
     from trl import DPOTrainer, RewardTrainer, SFTTrainer
 
+    from transformers import PrinterCallback
+
     cls = {"sft": SFTTrainer, "dpo": DPOTrainer, "rm": RewardTrainer}[settings.method]
     peft_config = None if _has_adapter(model) else lora_config(settings, model.config.num_hidden_layers)
-    return cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-               peft_config=peft_config, callbacks=callbacks)
+    trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                  peft_config=peft_config, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # a dict per step buries the notebook; curves are plotted instead
+    return trainer
 
 
 def _has_adapter(model: Any) -> bool:
