@@ -56,23 +56,13 @@ def default_cache_dir() -> Path:
     return assets.cache_dir() / "generations"
 
 
-def generate(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    max_new_tokens: int = 64,
-    batch_size: int = 8,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-) -> list[str]:
+def generate(model: Any, tokenizer: Any, prompts: Sequence[str], **settings: Any) -> list[str]:
     """Answer each user prompt (uncached); greedy when ``temperature`` is 0, sampled otherwise.
 
+    ``settings`` are ``continue_texts``'s (max_new_tokens, batch_size, temperature, top_p, seed).
     Returns the answers in the order of ``prompts``, without the prompt and special tokens.
     """
-    return continue_texts(model, tokenizer, [format_chat(tokenizer, p) for p in prompts],
-                          max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          temperature=temperature, top_p=top_p, seed=seed)
+    return continue_texts(model, tokenizer, [format_chat(tokenizer, p) for p in prompts], **settings)
 
 
 def continue_texts(

@@ -30,6 +30,14 @@ def test_smoke_chain_runs_offline_and_resumes(tmp_path):
     setup = json.loads((run_dir / "metrics" / "setup.json").read_text())
     assert setup["refusals"]["harmful"]["asked"] == config.PROFILES["smoke"].demo_prompts
     assert f"Executed notebooks: {run_dir / 'notebooks'}" in first.stdout
+    from safeserve_utils import scorecard
+
+    assert scorecard.stages(run_dir) == ["base", "sit-n0", "sit-n16", "raft-it1", "raft-random-it1", "dpo"]
+    results = json.loads((run_dir / "results" / "results.json").read_text())
+    assert {r["stage"] for r in results} == set(scorecard.stages(run_dir))
+    assert (run_dir / "reward_model" / "adapter_config.json").exists() and (run_dir / "raft" / "raft-it.json").exists()
+    probe = nbformat.read(run_dir / "notebooks" / "07_probe.ipynb", as_version=4)
+    assert "headless run: the panel is not shown" in json.dumps(probe.cells[-1].outputs)
 
     again = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), env=guarded_env(log))
     assert again.returncode == 0 and "unchanged, skipped" in again.stdout
