@@ -83,7 +83,7 @@ class Profile:
     train_batch_size: int = 8  # examples (or pairs) per optimiser step
     train_max_length: int = 160  # tokens per training sequence (longer ones are truncated)
     eval_per_set: int = 30  # prompts sampled from each evaluation set (0 means all)
-    eval_max_new_tokens: int = 48  # answer length when evaluating (a refusal shows in the opening)
+    eval_max_new_tokens: int = 32  # answer length when evaluating (a refusal shows in the opening)
     judge: str = "learned"  # safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder
     reward_model: str = "auto"  # reward medians: auto (the run's own reward model once trained) | none | hub id or folder
     advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool

@@ -17,6 +17,7 @@ def cli(*args, env=None):
 
 
 @pytest.mark.chain
+@pytest.mark.timeout(1800)  # eight notebooks, three times (the last two mostly skip)
 def test_smoke_chain_runs_offline_and_resumes(tmp_path):
     """The whole chain on `smoke` with every process behind the network guard; then a no-op re-run."""
     run_dir, log = tmp_path / "run", tmp_path / "net.log"
@@ -43,9 +44,10 @@ def test_smoke_chain_runs_offline_and_resumes(tmp_path):
     assert again.returncode == 0 and "unchanged, skipped" in again.stdout
     assert f"0 ran, {len(pipeline.notebooks())} skipped" in again.stdout
 
-    changed = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), "-p", "demo_prompts=1",
+    changed = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), "-p", "eval_max_new_tokens=12",
                   env=guarded_env(log))
-    assert changed.returncode == 0 and "00_setup.ipynb: running" in changed.stdout
+    assert changed.returncode == 0 and "06_evaluation.ipynb: running" in changed.stdout
+    assert "00_setup.ipynb: unchanged, skipped" in changed.stdout and "07_probe.ipynb: running" in changed.stdout
 
 
 def make_notebook(path, body, params='profile: str = "tiny"  # profile\nrun_dir: str = "."  # run dir'):
