@@ -16,12 +16,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import evaluation, generation, modeling
+from . import evaluation, generation, modeling, training
 from .config import Profile
 from .data import EVAL_SETS, read_rows
 from .io import atomic_write_json, atomic_write_text
 
-ADAPTERS = "adapters"
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
 
@@ -36,7 +35,7 @@ def stage_sort_key(stage: str) -> tuple[int, int, str]:
 
 def stages(run_dir: str | Path) -> list[str]:
     """``base`` and every stage with a saved adapter, in teaching order."""
-    folder = Path(run_dir) / ADAPTERS
+    folder = Path(run_dir) / training.ADAPTERS
     found = [p.name for p in folder.glob("*") if (p / "adapter_config.json").exists()] if folder.exists() else []
     return sorted(["base", *found], key=stage_sort_key)
 
@@ -60,7 +59,7 @@ def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]
         return model, tokenizer
     from peft import PeftModel
 
-    adapter = Path(run_dir) / ADAPTERS / stage
+    adapter = training.adapter_dir(run_dir, stage)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval(), tokenizer
