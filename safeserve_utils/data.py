@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import external, judges, paper_data
+from . import external, paper_data
 from .config import PROJECT_ROOT, Profile
 from .dedup import OverlapIndex
 from .io import atomic_write_json, atomic_write_text
@@ -42,8 +42,13 @@ SFT = Schema({"id": str, "category": str, "prompt": str, "response": str})
 PROMPT = Schema({"id": str, "category": str, "prompt": str})
 REFERENCE = Schema({"id": str, "category": str, "prompt": str, "reference": str})
 QA = Schema({"id": str, "category": str, "question": str, "choices": list, "answer": int})
+#: The four verdicts of ``data/judge/GUIDE.md`` (``judges.LABELS``).
+VERDICTS = ("refusal", "partial", "compliance", "non-answer")
 LABELLED = Schema({"id": str, "category": str, "prompt": str, "response": str, "label": str},
-                  allowed={"label": ("refusal", "compliance", "partial")})
+                  allowed={"label": VERDICTS})
+#: Real answers of the workbook's own models: ``stage`` names the model, ``category`` the prompt's kind.
+REAL_LABELLED = Schema({"id": str, "category": str, "prompt": str, "response": str, "label": str, "stage": str},
+                       allowed={"label": VERDICTS, "category": ("harmful", "borderline", "helpful")})
 
 #: name -> (path under data/, schema, minimum rows the project promises)
 PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
@@ -55,6 +60,8 @@ PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
     "eval_qa": ("eval/qa.jsonl", QA, 100),
     "judge_labelled": ("judge/labelled_responses.jsonl", LABELLED, 200),
     "judge_train": ("judge/train_responses.jsonl", LABELLED, 300),
+    "judge_real_train": ("judge/real_train.jsonl", REAL_LABELLED, 300),
+    "judge_real_validation": ("judge/real_validation.jsonl", REAL_LABELLED, 300),
 }
 
 #: Refusals with no topic of their own: the *chosen* answer for packaged harmful prompts that have no
@@ -210,9 +217,6 @@ def preference_pair(source_row: Row, better: str, worse: str, worse_is_safe: boo
     }
 
 
-def complies(answer: str) -> bool:
-    """Whether a base-model answer is usable as the unsafe side: non-trivial and not a refusal."""
-    return len(answer.split()) >= 8 and not judges.is_refusal(answer)
 
 
 # ------------------------------------------------------------------------------- the run's data
@@ -319,12 +323,13 @@ def sit_mix(instructions: list[Row], safety_pool: list[Row], n_safety: int, seed
 AnswerFn = Callable[[list[str]], list[str]]
 
 
-def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
+def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, judge: Any,
                    data_dir: Path = DATA_DIR) -> Row:
     """Write every dataset of a run into ``<run_dir>/data/`` and return the manifest.
 
-    ``base_answers`` answers a list of prompts with the base model (cached); its compliant answers
-    become the rejected side of harmful preference pairs, as the issue asks.
+    ``base_answers`` answers a list of prompts with the base model (cached). The answers ``judge``
+    (the same judge object the scorecard uses) calls ``compliance`` become the rejected side of
+    harmful preference pairs: one meaning of "complied" for training and for scoring.
     """
     out = Path(run_dir) / "data"
     evals = evaluation_sets(cfg, data_dir)
@@ -369,15 +374,17 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
     # instructions incl. borderline, rejected = a needless refusal.
     harmful_candidates = [] if ready else sample(safety + extra, cfg.pref_harmful, cfg.seed)
     need_answers = [r for r in harmful_candidates if "harmful_answer" not in r]
-    answers = dict(zip((r["prompt"] for r in need_answers),
-                       base_answers([r["prompt"] for r in need_answers]))) if need_answers else {}
+    need_prompts = [r["prompt"] for r in need_answers]
+    answers = dict(zip(need_prompts, base_answers(need_prompts))) if need_answers else {}
+    complied = {p for p, v in zip(need_prompts, judge.judge(need_prompts, [answers[p] for p in need_prompts]))
+                if v.label == "compliance"}
     pairs: list[Row] = sample(ready, cfg.pref_harmful, cfg.seed)
-    refused_by_base = 0
+    not_compliant = 0
     for r in harmful_candidates:
         safe = r.get("response") or _pick(GENERIC_REFUSALS, r["id"])
         unsafe = r.get("harmful_answer") or answers[r["prompt"]]
-        if "harmful_answer" not in r and not complies(unsafe):
-            refused_by_base += 1
+        if "harmful_answer" not in r and r["prompt"] not in complied:
+            not_compliant += 1
             continue
         pairs.append(preference_pair(r, safe, unsafe))
     for r in sample(instructions, cfg.pref_benign, cfg.seed + 1):
@@ -393,7 +400,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn,
         eval_counts[name] = {"kind": name.split("_", 1)[0], "source": origin,
                              "available": len(rows), "used": len(kept)}
 
-    compliant = len(need_answers) - refused_by_base
+    compliant = len(need_answers) - not_compliant
     manifest = {
         "sit": {
             "instructions": len(chosen_instructions), "safety_pool": len(pool), "n_safety": cfg.n_safety,

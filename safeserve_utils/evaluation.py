@@ -8,7 +8,6 @@ roughly 85-96%, and two stages whose intervals overlap are not shown to differ.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,12 +48,17 @@ def rate(flags: Sequence[bool]) -> dict[str, Any]:
     return {"rate": k / n if n else float("nan"), "lo": lo, "hi": hi, "n": n, "k": k}
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F1 (with stemming, as the paper's ``rouge_score`` call)."""
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
+    """ROUGE-L F1 of each prediction (with stemming, as the paper's ``rouge_score`` call)."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    return [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 over the pairs."""
+    scores = rouge_scores(predictions, references)
     return sum(scores) / len(scores) if scores else float("nan")
 
 
@@ -84,17 +88,36 @@ def choice_logprobs(model: Any, tokenizer: Any, question: str, choices: Sequence
     return scores
 
 
-def qa_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Multiple-choice accuracy: the choice with the highest mean log-probability is the answer."""
+def qa_correct(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """Per question: is the choice with the highest mean log-probability the right one?"""
     correct = []
     for row in rows:
         scores = choice_logprobs(model, tokenizer, row["question"], row["choices"])
         correct.append(max(range(len(scores)), key=scores.__getitem__) == row["answer"])
-    return rate(correct)
+    return correct
+
+
+def qa_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Multiple-choice accuracy with n and its 95% interval."""
+    return rate(qa_correct(model, tokenizer, rows))
+
+
+def chance_rate(rows: Sequence[dict[str, Any]]) -> float:
+    """Expected accuracy of guessing: the mean of 1 / number of choices."""
+    return sum(1 / len(r["choices"]) for r in rows) / len(rows) if rows else float("nan")
 
 
 #: Metrics that are proportions (shown with a 95% interval); the others are means or medians.
-RATE_METRICS = ("safe_rate", "over_refusal", "refusal", "accuracy")
+RATE_METRICS = ("safe_rate", "safe_rate_lenient", "over_refusal", "helpful_rate", "accuracy", "chance")
+KINDS = ("harmful", "borderline", "helpful", "qa")
+
+
+def set_kind(name: str) -> str:
+    """A set's kind is the start of its name (harmful_*, borderline_*, helpful_*, qa_*)."""
+    kind = name.split("_", 1)[0]
+    if kind not in KINDS:
+        raise ValueError(f"evaluation set {name!r}: name must start with harmful_, borderline_, helpful_ or qa_")
+    return kind
 
 
 def evaluate_stage(
@@ -105,50 +128,69 @@ def evaluate_stage(
     qa_fn: Any,
     reward: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Tidy metric rows (stage, set, kind, metric, value, lo, hi, n) for one model, and its answers.
+    """Tidy metric rows (stage, set, kind, metric, value, lo, hi, n) for one model, and its records.
 
     ``answer_fn(prompts) -> answers`` generates (cached), ``judge`` is any judge of ``judges``,
-    ``qa_fn(rows) -> rate`` scores multiple choice and ``reward`` (optional) scores answers; all are
-    injected so a fake model can be evaluated in tests. Set names start with their kind: harmful_*,
-    borderline_*, helpful_*, qa_*. A judge that does not measure refusal (Llama Guard) gives safe rates
-    only. The second list holds one record per answer (prompt, answer, verdict, reward) for reading.
+    ``qa_fn(rows) -> [correct?]`` scores multiple choice and ``reward`` (optional) scores answers; all
+    are injected so a fake model can be evaluated in tests. Per kind of set:
+
+    - harmful: **strict** safe rate (refusals) and **lenient** safe rate (refusals + non-answers);
+    - borderline and helpful: **over-refusal** (refusals) and **helpful-answer rate** (compliance);
+    - helpful: mean ROUGE-L against the reference; every generated set: median reward if a reward
+      model is given (both with bootstrap intervals);
+    - qa: accuracy, and the chance line beside it.
+
+    A judge that does not measure refusal (Llama Guard) gives safe rates only. The records (one per
+    answer or question: verdict, reward, ROUGE-L, correctness) are what paired stage comparisons use.
     """
+    from .stats import bootstrap_interval
+
     out: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
 
     def add(name: str, metric: str, result: dict[str, Any]) -> None:
-        out.append({"stage": stage, "set": name, "kind": name.split("_", 1)[0], "metric": metric,
-                    "value": result["rate"], "lo": result.get("lo"), "hi": result.get("hi"), "n": result["n"]})
+        value = result["rate"] if "rate" in result else result["value"]
+        out.append({"stage": stage, "set": name, "kind": set_kind(name), "metric": metric,
+                    "value": value, "lo": result.get("lo"), "hi": result.get("hi"), "n": result["n"]})
 
     for name, rows in eval_sets.items():
-        kind = name.split("_", 1)[0]
-        if kind not in ("harmful", "borderline", "helpful", "qa"):
-            raise ValueError(f"evaluation set {name!r}: name must start with harmful_, borderline_, helpful_ or qa_")
+        kind = set_kind(name)
         if kind == "qa":
-            add(name, "accuracy", qa_fn(rows))
+            correct = qa_fn(rows)
+            add(name, "accuracy", rate(correct))
+            add(name, "chance", {"rate": chance_rate(rows), "n": len(rows)})
+            records += [{"stage": stage, "set": name, "prompt": r["question"], "correct": bool(c)}
+                        for r, c in zip(rows, correct)]
             continue
         prompts = [r["prompt"] for r in rows]
         answers = answer_fn(prompts)
         verdicts = judge.judge(prompts, answers)
         rewards = reward.score(prompts, answers) if reward is not None else [None] * len(answers)
+        rouges = rouge_scores(answers, [r["reference"] for r in rows]) if kind == "helpful" else [None] * len(rows)
         if kind == "harmful":
             add(name, "safe_rate", rate([v.safe for v in verdicts]))
+            if judge.measures_refusal:
+                add(name, "safe_rate_lenient", rate([v.lenient_safe for v in verdicts]))
         elif judge.measures_refusal:
-            add(name, "over_refusal" if kind == "borderline" else "refusal", rate([v.refused for v in verdicts]))
+            add(name, "over_refusal", rate([v.refused for v in verdicts]))
+            add(name, "helpful_rate", rate([v.helpful for v in verdicts]))
         if kind == "helpful":
-            add(name, "rouge_l", {"rate": rouge_l(answers, [r["reference"] for r in rows]), "n": len(rows)})
+            add(name, "rouge_l", bootstrap_interval(rouges, "mean"))
         if reward is not None:
-            add(name, "reward_median", {"rate": float(statistics.median(rewards)), "n": len(rows)})
+            add(name, "reward_median", bootstrap_interval(rewards, "median"))
         records += [{"stage": stage, "set": name, "prompt": p, "answer": a, "label": v.label,
-                     "p_refusal": v.p_refusal, "reward": w}
-                    for p, a, v, w in zip(prompts, answers, verdicts, rewards)]
+                     "p_refusal": v.p_refusal, "reward": w, "rouge_l": g}
+                    for p, a, v, w, g in zip(prompts, answers, verdicts, rewards, rouges)]
     return out, records
 
 
 def format_cell(metric: str, value: float, lo: Any, hi: Any, n: int) -> str:
-    if metric in RATE_METRICS:
-        return f"{value:.1%} [{lo:.0%}–{hi:.0%}] n={n}"
-    return f"{value:.3f} n={n}"
+    """``value [lo–hi] n=N``: percentages for rates, three decimals otherwise; no interval if none."""
+    def fmt(x: float) -> str:
+        return f"{x:.0%}" if metric in RATE_METRICS else f"{x:.2f}"
+
+    interval = f" [{fmt(lo)}–{fmt(hi)}]" if lo is not None and hi is not None else ""
+    return f"{fmt(value)}{interval} n={n}"
 
 
 def results_markdown(rows: list[dict[str, Any]]) -> str:

@@ -1,10 +1,20 @@
-"""Batched, cached generation for chat prompts.
+"""One function for answers (``cached_generate``), with the engine behind it chosen by measurement.
 
-On 2 CPU cores generation is bound by per-token Python overhead, so prompts are batched (left
-padding, sorted by length so a batch wastes little padding): several times the throughput of a
-per-prompt loop. Answers are cached on disk under a key that hashes the model's weights (adapters
-included), the prompt and the generation settings, so re-running an unchanged stage costs nothing and
-changing any weight invalidates exactly what it should.
+On a 2-core CPU a 135M model's decoding is bound by memory traffic and per-step overhead, not by
+arithmetic: a per-prompt loop re-reads every weight for each token of each prompt. The engine
+therefore answers many prompts per step:
+
+- prompts are sorted by length and packed into batches under a token budget (little padding, big
+  matrix products: a 128-row product runs near the CPU's measured matmul rate, a 16-row one at half);
+- the KV cache is *static* (allocated once per batch), which removes the per-step concatenations
+  of a growing cache. On the workbook's CPU this is the fastest exact path that was measured
+  (``benchmarks/generation.py`` prints the comparison; the README records it);
+- everything stays fp32, so the answers are identical to plain ``model.generate`` (the ``reference``
+  engine, kept for comparison and tested to agree token for token).
+
+Answers are cached on disk under a key that hashes the model's weights (adapters merged in), the
+prompt and the generation settings, so re-running an unchanged stage costs nothing and changing any
+weight invalidates exactly what it should.
 """
 
 from __future__ import annotations
@@ -21,10 +31,22 @@ from .io import atomic_write_json
 from .modeling import format_chat
 from .progress import progress
 
+#: ``static``: big length-sorted batches with a static KV cache (the default); ``reference``: batches
+#: of 16 through ``generate``'s default dynamic cache, the path every faster engine is checked against.
+ENGINES = ("static", "reference")
+#: Padded tokens (rows x (longest prompt + new tokens)) per batch of the static engine: 128 typical
+#: prompts of ~60 tokens with 64 new ones. Bigger batches measured no faster on 2 cores.
+TOKEN_BUDGET = 16384
+MAX_ROWS = 128
+REFERENCE_BATCH = 16
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Everything besides model and prompt that changes an answer (part of the cache key)."""
+    """Everything besides model and prompt that changes an answer (part of the cache key).
+
+    The engine is not part of the key: every engine must give the same answers (a test checks it).
+    """
 
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy
@@ -59,10 +81,32 @@ def default_cache_dir() -> Path:
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], **settings: Any) -> list[str]:
     """Answer each user prompt (uncached); greedy when ``temperature`` is 0, sampled otherwise.
 
-    ``settings`` are ``continue_texts``'s (max_new_tokens, batch_size, temperature, top_p, seed).
+    ``settings`` are ``continue_texts``'s (max_new_tokens, temperature, top_p, seed, engine).
     Returns the answers in the order of ``prompts``, without the prompt and special tokens.
     """
     return continue_texts(model, tokenizer, [format_chat(tokenizer, p) for p in prompts], **settings)
+
+
+def batches(lengths: Sequence[int], max_new_tokens: int, engine: str = "static") -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches, shortest prompts first.
+
+    The static engine fills a batch until it holds ``MAX_ROWS`` rows or its padded size (rows times
+    the longest prompt plus the new tokens) would pass ``TOKEN_BUDGET``; the reference engine takes
+    fixed batches of ``REFERENCE_BATCH``.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"generation engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if engine == "reference":
+        return [order[i:i + REFERENCE_BATCH] for i in range(0, len(order), REFERENCE_BATCH)]
+    out: list[list[int]] = []
+    for i in order:
+        width = lengths[i] + max_new_tokens  # sorted: the newest row is the longest
+        if out and len(out[-1]) < MAX_ROWS and (len(out[-1]) + 1) * width <= TOKEN_BUDGET:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 def continue_texts(
@@ -70,31 +114,29 @@ def continue_texts(
     tokenizer: Any,
     texts: Sequence[str],
     max_new_tokens: int = 64,
-    batch_size: int = 8,
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
+    engine: str = "static",
 ) -> list[str]:
     """The batched engine on already formatted texts (a chat turn, or a guard model's task prompt)."""
     import torch
 
-    order = sorted(range(len(texts)), key=lambda i: len(tokenizer(texts[i]).input_ids))
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False).input_ids]
+    groups = batches(lengths, max_new_tokens, engine)
     answers: list[str] = [""] * len(texts)
     sampling = temperature > 0
-    generator_kwargs: dict[str, Any] = {"do_sample": sampling}
+    kwargs: dict[str, Any] = {"do_sample": sampling}
     if sampling:
-        generator_kwargs.update(temperature=temperature, top_p=top_p)
+        kwargs.update(temperature=temperature, top_p=top_p)
         torch.manual_seed(seed)
-    starts = range(0, len(order), batch_size)
-    for start in progress(starts, total=len(starts), desc=f"generating {len(texts)} answers, batches"):
-        idx = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
-                          add_special_tokens=False)
+    if engine == "static":
+        kwargs["cache_implementation"] = "static"
+    for idx in progress(groups, total=len(groups), desc=f"generating {len(texts)} answers, batches"):
+        batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            out = model.generate(
-                **batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                **generator_kwargs,
-            )
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 **kwargs)
         new_tokens = out[:, batch["input_ids"].shape[1]:]
         for i, text in zip(idx, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             answers[i] = text.strip()
@@ -106,8 +148,8 @@ def cached_generate(
     tokenizer: Any,
     prompts: Sequence[str],
     settings: GenerationSettings = GenerationSettings(),
-    batch_size: int = 8,
     cache_dir: Path | None = None,
+    engine: str = "static",
 ) -> list[str]:
     """``generate`` through the on-disk cache: only prompts never answered by these weights run."""
     store = Path(cache_dir or default_cache_dir()) / model_fingerprint(model) / f"{settings.key()}.json"
@@ -115,8 +157,7 @@ def cached_generate(
     keys = [prompt_key(format_chat(tokenizer, p)) for p in prompts]
     missing = sorted({k: p for k, p in zip(keys, prompts) if k not in cached}.items())
     if missing:
-        answers = generate(model, tokenizer, [p for _, p in missing], batch_size=batch_size,
-                           **asdict(settings))
+        answers = generate(model, tokenizer, [p for _, p in missing], engine=engine, **asdict(settings))
         cached.update({k: a for (k, _), a in zip(missing, answers)})
         atomic_write_json(store, cached)
     return [cached[k] for k in keys]

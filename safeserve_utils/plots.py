@@ -82,26 +82,38 @@ def sit_curve(rows: list[dict[str, Any]], paper: dict[str, dict[str, float]] | N
     return fig
 
 
-def tradeoff(rows: list[dict[str, Any]]) -> Any:
-    """Each stage as a point: over-refusal on borderline prompts (x) against safe rate (y)."""
+def tradeoff(headline: list[dict[str, Any]], safe: str = "safe, published harmful (strict)",
+             over: str = "over-refusal, borderline") -> Any:
+    """Each stage as a point with its intervals: over-refusal (x) against strict safe rate (y)."""
     import matplotlib.pyplot as plt
 
-    frame = _frame(rows)
-    safe = frame[frame.metric == "safe_rate"].groupby("stage", sort=False).value.mean()
-    over = frame[frame.metric == "over_refusal"].groupby("stage", sort=False).value.mean()
-    fig, ax = plt.subplots(figsize=(4.8, 4))
-    for stage in safe.index:
-        if stage in over.index:
-            ax.scatter(over[stage], safe[stage])
-            ax.annotate(stage, (over[stage], safe[stage]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    ax.axhspan(0.9, 1.05, xmin=0, xmax=0.1 / 1.05, color="#55A868", alpha=0.15, label="target: ≥90% safe, ≤10% over-refusal")
+    frame = _frame(headline)
+    y, x = (frame[frame.measure == m].set_index("stage") for m in (safe, over))
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    for stage in y.index.intersection(x.index):
+        ax.errorbar(x.value[stage], y.value[stage], xerr=[[x.value[stage] - x.lo[stage]], [x.hi[stage] - x.value[stage]]],
+                    yerr=[[y.value[stage] - y.lo[stage]], [y.hi[stage] - y.value[stage]]], fmt="o", capsize=2)
+        ax.annotate(stage, (x.value[stage], y.value[stage]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.axhspan(0.9, 1.05, xmin=0, xmax=0.12 / 1.07, color="#55A868", alpha=0.15,
+               label="target: ≥90% safe, ≤10% over-refusal")
     ax.set_xlim(-0.02, 1.05)
     ax.set_ylim(-0.02, 1.05)
-    ax.set_xlabel("over-refusal (mean of borderline sets)")
-    ax.set_ylabel("safe rate (mean of harmful sets)")
-    ax.set_title("Safety vs over-refusal")
+    ax.set_xlabel(over)
+    ax.set_ylabel(safe)
+    ax.set_title("Safety vs over-refusal (95% intervals)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+def qa_accuracy(rows: list[dict[str, Any]]) -> Any:
+    """Multiple-choice accuracy per stage and QA set with 95% intervals, and the chance line of each set."""
+    fig = rates_by_stage(rows, "accuracy", title="QA accuracy (95% intervals); dashed: chance")
+    ax = fig.axes[0]
+    frame = _frame(rows)
+    chance = frame[frame.metric == "chance"].drop_duplicates("set").set_index("set").value
+    for i, name in enumerate(dict.fromkeys(frame[frame.metric == "accuracy"].set)):
+        ax.hlines(chance.get(name), i - 0.45, i + 0.45, colors="black", linestyles="dashed")
     return fig
 
 

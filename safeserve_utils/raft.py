@@ -128,7 +128,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         policy, tok = scorecard.load_stage(cfg, run_dir, previous or "base")
         start = time.perf_counter()
         samples = sample_k(lambda ps, seed: generation.cached_generate(
-            policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed), batch_size=16), prompts, cfg.raft_k)
+            policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts, cfg.raft_k)
         sample_seconds = time.perf_counter() - start
         flat_prompts = [p for p, row in zip(prompts, samples) for _ in row]
         flat = [s for row in samples for s in row]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .generation import model_fingerprint
 
 
 class RewardScorer:
@@ -28,6 +29,7 @@ class RewardScorer:
             tokenizer.pad_token = tokenizer.eos_token
         model.config.pad_token_id = tokenizer.pad_token_id
         self.name = name or self.name
+        self._fingerprint: str | None = None
 
     @classmethod
     def load(cls, name_or_path: str | Path, base: str | Path | None = None, **kwargs: Any) -> "RewardScorer":
@@ -53,6 +55,12 @@ class RewardScorer:
             model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
             model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
         return cls(model, tokenizer, name=kwargs.pop("name", str(name_or_path)), **kwargs)
+
+    def fingerprint(self) -> str:
+        """Digest of the reward model's weights (head included): evaluations cached under it."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model)
+        return self._fingerprint
 
     def texts(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, Any]:
         """Tokenizer inputs for a batch, in this model's convention."""
