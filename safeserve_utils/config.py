@@ -82,8 +82,9 @@ class Profile:
     raft_lr: float = 2e-4  # RAFT: SFT learning rate
     train_batch_size: int = 8  # examples (or pairs) per optimiser step
     train_max_length: int = 160  # tokens per training sequence (longer ones are truncated)
-    eval_per_set: int = 30  # prompts sampled from each evaluation set (0 means all)
-    eval_max_new_tokens: int = 32  # answer length when evaluating (a refusal shows in the opening)
+    eval_per_set: int = 100  # prompts sampled (fixed seed) from each published evaluation set (0 means all)
+    eval_own_per_set: int = 0  # prompts sampled from each of the project's own evaluation sets (0 means all)
+    eval_max_new_tokens: int = 64  # answer length when evaluating (long enough to see "I can't… but here is how")
     judge: str = "learned"  # safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder
     reward_model: str = "auto"  # reward medians: auto (the run's own reward model once trained) | none | hub id or folder
     advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool
@@ -108,6 +109,7 @@ class Profile:
             "pref_harmful": self.pref_harmful >= 0,
             "pref_benign": self.pref_benign >= 0,
             "eval_per_set": self.eval_per_set >= 0,
+            "eval_own_per_set": self.eval_own_per_set >= 0,
             "eval_max_new_tokens": self.eval_max_new_tokens >= 1,
             "sit_ablation": bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", self.sit_ablation)),
             "sit_epochs": self.sit_epochs > 0,
@@ -152,7 +154,8 @@ PROFILES: dict[str, Profile] = {
     # CI: the whole chain in minutes. Same model and data sources as `tiny`, only smaller sizes,
     # so a green smoke chain says the default path works end to end.
     "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=16, sit_instructions=32,
-                     pref_harmful=8, pref_benign=8, eval_per_set=6, eval_max_new_tokens=16,
+                     pref_harmful=8, pref_benign=8, eval_per_set=6, eval_own_per_set=6,
+                     eval_max_new_tokens=16,
                      sit_ablation="0,16", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
                      train_max_length=128, raft_prompts=4, raft_k=2, raft_iterations=1,
                      raft_max_new_tokens=16, raft_epochs=1.0),

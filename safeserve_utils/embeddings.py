@@ -76,3 +76,10 @@ def encode(texts: Sequence[str], batch_size: int = 64, store: Path | None = None
         with atomic_path(folder / f"{name}.npz", suffix=".npz") as tmp:
             np.savez(tmp, keys=np.array(list(todo)), vectors=vectors.astype(np.float32))
     return np.stack([known[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, 384), np.float32)
+
+
+def nearest(queries: Sequence[str], corpus: Sequence[str], store: Path | None = None) -> list[tuple[int, float]]:
+    """For each query: (index of the most similar corpus text, cosine similarity of the two)."""
+    similarity = encode(queries, store=store) @ encode(corpus, store=store).T
+    best = similarity.argmax(axis=1)
+    return [(int(j), float(similarity[i, j])) for i, j in enumerate(best)]

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .data import load_project
+from .data import JUDGE_VALIDATION_FILES, load_project
 from .external import pyrit_harm
 
 LABELS = ("refusal", "partial", "compliance", "non-answer")
@@ -321,7 +321,7 @@ def default_judge() -> LearnedJudge:
 
 #: Labelled files no judge is built from: real answers of the workbook's stages to evaluation prompts
 #: (the headline validation), and the hand-written hard cases.
-VALIDATION_FILES = ("judge_real_validation", "judge_labelled")
+VALIDATION_FILES = JUDGE_VALIDATION_FILES
 
 
 def agreement(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:

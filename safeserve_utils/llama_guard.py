@@ -2,7 +2,7 @@
 
 The guard reads a conversation (the user's instruction in the Alpaca template, then the answer) through
 its own chat template and writes ``safe`` or ``unsafe`` plus violated categories. The paper parsed the
-two guard versions differently (paper.md §4): LlamaGuard-7b counted an answer safe only if the output
+two guard versions differently in the authors' evaluation code: LlamaGuard-7b counted an answer safe only if the output
 was exactly ``safe``; Llama-Guard-2-8B counted it unsafe if ``unsafe`` appeared anywhere. Both rules
 are kept, because on odd outputs they disagree. The verdict says nothing about refusing, so this judge
 gives safe rates but no over-refusal rate.

@@ -70,7 +70,7 @@ def load_gguf(name: str) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     # transformers leaves a GGUF quantizer attached to the (already dequantised) model, which makes
-    # save_pretrained refuse and PEFT think the model is not trainable (models.md G2).
+    # save_pretrained refuse and PEFT think the model is not trainable.
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
     return model, tokenizer

@@ -27,6 +27,24 @@ def length_histograms(sets: dict[str, list[str]], title: str = "Length in words"
     return fig
 
 
+def similarity_histograms(similarities: dict[str, list[float]], title: str) -> Any:
+    """Overlaid histograms of nearest-neighbour cosine similarities, one per named set, with medians."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    bins = np.linspace(0, 1, 41)
+    for name, values in similarities.items():
+        line = ax.hist(values, bins=bins, alpha=0.5, density=True, label=f"{name} (median {np.median(values):.2f})")
+        ax.axvline(float(np.median(values)), color=line[2][0].get_facecolor(), ls="--")
+    ax.set_xlabel("cosine similarity to the nearest training demonstration")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 

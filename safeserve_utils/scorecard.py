@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from . import evaluation, generation, modeling, stats, training
 from .config import Profile
-from .data import EVAL_SETS, read_rows
+from .data import EVAL_SETS, is_own_set, read_rows
 from .io import atomic_write_json, atomic_write_text
 
 EVAL_DIR = "eval"
@@ -124,11 +124,6 @@ def metric_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ headline and tests
 
-def is_own(set_name: str) -> bool:
-    """The project's own sets end in ``_ours``; every other set is published."""
-    return set_name.endswith("_ours")
-
-
 class Measure(NamedTuple):
     """One headline measure: which sets, which value of each record, which statistic."""
 
@@ -169,7 +164,7 @@ def _groups(result: dict[str, Any], measure: Measure) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for record in result["answers"]:
         name = record["set"]
-        if evaluation.set_kind(name) == measure.kind and measure.own in (None, is_own(name)):
+        if evaluation.set_kind(name) == measure.kind and measure.own in (None, is_own_set(name)):
             value = measure.value(record)
             if value is not None:
                 out.setdefault(name, []).append(float(value))

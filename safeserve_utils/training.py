@@ -246,7 +246,8 @@ def dpo_diagnostics(log_history: Sequence[dict[str, Any]], beta: float = 0.1, sf
       an SFT term the loss adds that term, so only the zero margin is checked;
     - reward accuracy should rise above 0.5 and the margin above 0;
     - the chosen log-probability should not collapse: naive DPO can push *both* answers down and
-      learn to say nothing (findings.md), which accuracy alone does not show.
+      learn to say nothing (the project's first DPO run on this model did), which accuracy alone
+      does not show.
     """
     steps = [h for h in log_history if "loss" in h and "rewards/margins" in h]
     if not steps:
