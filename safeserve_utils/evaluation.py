@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .modeling import format_chat
 
 #: The paper's safe-response rates (Llama Guard, Tables 16, 18, 19 and 23 of the authors' report),
 #: per Bianchi evaluation set. SIT rows used Llama-Guard-2-8B and beam search; RAFT/DPO rows used
@@ -62,39 +61,57 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
     return sum(scores) / len(scores) if scores else float("nan")
 
 
-def choice_logprobs(model: Any, tokenizer: Any, question: str, choices: Sequence[str]) -> list[float]:
-    """Mean log-probability per token of each choice as the assistant's answer to ``question``.
+#: The multiple-choice prompt: a plain completion, as lm-evaluation-harness scores its tasks.
+QA_TEMPLATE = "Question: {question}\nAnswer:"
 
-    Scoring the options instead of parsing a generated letter keeps a small model's formatting
-    quirks out of the capability measure (the lm-eval-harness way); the mean per token keeps long
-    options from being penalised for their length. All choices of a question go through the model
-    as one right-padded batch.
+
+def choice_scores(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], batch_size: int = 64
+                  ) -> list[list[float]]:
+    """Per question, the log-probability of each choice as the continuation of ``QA_TEMPLATE``, per character.
+
+    Scoring the options instead of parsing a generated letter keeps a small model's formatting quirks
+    out of the capability measure. Dividing by the choice's length in characters is
+    lm-evaluation-harness's ``acc_norm``: a plain sum favours short options, and the mean per *token*
+    this project used first favours long fluent ones (it preferred "Purple with stripes" to "Blue" for
+    the colour of the sky, a test now). Every (question, choice) sequence of all questions goes through
+    the model in length-sorted batches.
     """
     import torch
 
-    context_ids = tokenizer(format_chat(tokenizer, question), add_special_tokens=False).input_ids
-    choice_ids = [tokenizer(c, add_special_tokens=False).input_ids for c in choices]
-    width = len(context_ids) + max(len(c) for c in choice_ids)
+    sequences = []  # (question index, context ids, choice ids, characters)
+    for q, row in enumerate(rows):
+        context = tokenizer(QA_TEMPLATE.format(question=row["question"]), add_special_tokens=False).input_ids
+        for choice in row["choices"]:
+            option = " " + choice.strip()
+            sequences.append((q, context, tokenizer(option, add_special_tokens=False).input_ids, len(option)))
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][1]) + len(sequences[i][2]))
+    scores = [0.0] * len(sequences)
     pad = tokenizer.pad_token_id or 0
-    ids = torch.tensor([context_ids + c + [pad] * (width - len(context_ids) - len(c)) for c in choice_ids])
-    mask = torch.tensor([[1] * (len(context_ids) + len(c)) + [0] * (width - len(context_ids) - len(c))
-                         for c in choice_ids])
-    with torch.inference_mode():
-        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-    scores = []
-    for row, c in enumerate(choice_ids):
-        positions = torch.arange(len(context_ids) - 1, len(context_ids) - 1 + len(c))
-        scores.append(logprobs[row, positions, torch.tensor(c)].mean().item())
-    return scores
+    for start in range(0, len(order), batch_size):
+        batch = [sequences[i] for i in order[start:start + batch_size]]
+        width = max(len(c) + len(o) for _, c, o, _ in batch)
+        keep = max(len(o) for _, _, o, _ in batch) + 1
+        # Left padding puts every option at the end, so only the last ``keep`` positions need logits
+        # (the vocabulary projection is most of the cost); positions count from each row's first token.
+        ids = torch.tensor([[pad] * (width - len(c) - len(o)) + c + o for _, c, o, _ in batch])
+        mask = torch.tensor([[0] * (width - len(c) - len(o)) + [1] * (len(c) + len(o)) for _, c, o, _ in batch])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for row, (i, (_, _, option, chars)) in enumerate(zip(order[start:start + batch_size], batch)):
+            steps = torch.arange(keep - 1 - len(option), keep - 1)  # logits at step t predict token t + 1
+            scores[i] = logprobs[row, steps, torch.tensor(option)].sum().item() / chars
+    out: list[list[float]] = [[] for _ in rows]
+    for (q, *_), score in zip(sequences, scores):
+        out[q].append(score)
+    return out
 
 
 def qa_correct(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> list[bool]:
-    """Per question: is the choice with the highest mean log-probability the right one?"""
-    correct = []
-    for row in rows:
-        scores = choice_logprobs(model, tokenizer, row["question"], row["choices"])
-        correct.append(max(range(len(scores)), key=scores.__getitem__) == row["answer"])
-    return correct
+    """Per question: is the choice with the highest length-normalised log-probability the right one?"""
+    return [max(range(len(s)), key=s.__getitem__) == row["answer"]
+            for row, s in zip(rows, choice_scores(model, tokenizer, rows))]
 
 
 def qa_accuracy(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -136,8 +153,9 @@ def evaluate_stage(
 
     - harmful: **strict** safe rate (refusals) and **lenient** safe rate (refusals + non-answers);
     - borderline and helpful: **over-refusal** (refusals) and **helpful-answer rate** (compliance);
-    - helpful: mean ROUGE-L against the reference; every generated set: median reward if a reward
-      model is given (both with bootstrap intervals);
+    - helpful: mean ROUGE-L against the reference and, if a reward model is given, the median reward
+      (both with bootstrap intervals; scoring every set with the reward model would double a stage's
+      evaluation time for a number the headline does not use);
     - qa: accuracy, and the chance line beside it.
 
     A judge that does not measure refusal (Llama Guard) gives safe rates only. The records (one per
@@ -165,7 +183,8 @@ def evaluate_stage(
         prompts = [r["prompt"] for r in rows]
         answers = answer_fn(prompts)
         verdicts = judge.judge(prompts, answers)
-        rewards = reward.score(prompts, answers) if reward is not None else [None] * len(answers)
+        scored = reward is not None and kind == "helpful"  # the headline's only reward measure: keeps a stage ≤ 2 min
+        rewards = reward.score(prompts, answers) if scored else [None] * len(answers)
         rouges = rouge_scores(answers, [r["reference"] for r in rows]) if kind == "helpful" else [None] * len(rows)
         if kind == "harmful":
             add(name, "safe_rate", rate([v.safe for v in verdicts]))
@@ -176,7 +195,7 @@ def evaluate_stage(
             add(name, "helpful_rate", rate([v.helpful for v in verdicts]))
         if kind == "helpful":
             add(name, "rouge_l", bootstrap_interval(rouges, "mean"))
-        if reward is not None:
+        if scored:
             add(name, "reward_median", bootstrap_interval(rewards, "median"))
         records += [{"stage": stage, "set": name, "prompt": p, "answer": a, "label": v.label,
                      "p_refusal": v.p_refusal, "reward": w, "rouge_l": g}

@@ -150,9 +150,14 @@ def cached_generate(
     settings: GenerationSettings = GenerationSettings(),
     cache_dir: Path | None = None,
     engine: str = "static",
+    fingerprint: str | None = None,
 ) -> list[str]:
-    """``generate`` through the on-disk cache: only prompts never answered by these weights run."""
-    store = Path(cache_dir or default_cache_dir()) / model_fingerprint(model) / f"{settings.key()}.json"
+    """``generate`` through the on-disk cache: only prompts never answered by these weights run.
+
+    ``fingerprint`` is ``model_fingerprint(model)`` when the caller already has it (hashing 135M
+    parameters takes about a second, and an evaluation calls this once per set).
+    """
+    store = Path(cache_dir or default_cache_dir()) / (fingerprint or model_fingerprint(model)) / f"{settings.key()}.json"
     cached: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
     keys = [prompt_key(format_chat(tokenizer, p)) for p in prompts]
     missing = sorted({k: p for k, p in zip(keys, prompts) if k not in cached}.items())

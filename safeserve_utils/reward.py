@@ -20,7 +20,7 @@ from .generation import model_fingerprint
 class RewardScorer:
     name = "reward"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, max_length: int = 512,
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, max_length: int = 512,
                  name: str | None = None) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.max_length = batch_size, max_length
@@ -73,14 +73,18 @@ class RewardScorer:
         return self.tokenizer(full, add_special_tokens=False, **common)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        """One scalar per (prompt, response), in input order; batches are length-sorted to pad little."""
         import torch
 
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        scores: list[float] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = self.texts(prompts[start:start + self.batch_size], responses[start:start + self.batch_size])
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
+        scores = [0.0] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = self.texts([prompts[i] for i in idx], [responses[i] for i in idx])
             with torch.inference_mode():
                 logits = self.model(**batch).logits
-            scores.extend(logits[:, 0].float().tolist())
+            for i, value in zip(idx, logits[:, 0].float().tolist()):
+                scores[i] = value
         return scores

@@ -76,10 +76,10 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def evaluation_key(model: Any, sets: dict[str, Any], settings: generation.GenerationSettings, judge: Any,
+def evaluation_key(weights: str, sets: dict[str, Any], settings: generation.GenerationSettings, judge: Any,
                    reward: Any = None) -> str:
     """What a stage's evaluation depends on: weights, sets, generation settings, judge and reward model."""
-    return _digest({"weights": generation.model_fingerprint(model), "sets": sets, "settings": settings.key(),
+    return _digest({"weights": weights, "sets": sets, "settings": settings.key(),
                     "judge": judge.fingerprint(), "reward": reward.fingerprint() if reward is not None else None})
 
 
@@ -90,7 +90,8 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     if model is None:
         model, tokenizer = load_stage(cfg, run_dir, stage)
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
-    key = evaluation_key(model, sets, settings, judge, reward)
+    weights = generation.model_fingerprint(model)
+    key = evaluation_key(weights, sets, settings, judge, reward)
     path = Path(run_dir) / EVAL_DIR / f"{stage}.json"
     if path.exists():
         stored = json.loads(path.read_text())
@@ -98,7 +99,7 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
             return stored
 
     def answer(prompts: list[str]) -> list[str]:
-        return generation.cached_generate(model, tokenizer, prompts, settings)
+        return generation.cached_generate(model, tokenizer, prompts, settings, fingerprint=weights)
 
     def qa(rows: list[dict[str, Any]]) -> list[bool]:
         return evaluation.qa_correct(model, tokenizer, rows)

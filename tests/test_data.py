@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from safeserve_utils import config, data, dedup
+from safeserve_utils import config, data, dedup, judges
 
 FILES = list(data.PROJECT_FILES)
 
@@ -108,7 +108,7 @@ def built(tmp_path_factory):
         return ["I can't help with that." if i % 2 else "Sure, here is a detailed plan you can follow, step by step."
                 for i, _ in enumerate(prompts)]
 
-    manifest = data.build_run_data(config.resolve("smoke"), run_dir, fake_base)
+    manifest = data.build_run_data(config.resolve("smoke"), run_dir, fake_base, judges.RuleJudge())
     return run_dir / "data", manifest, asked
 
 

@@ -31,7 +31,7 @@ def test_qa_picks_the_obvious_answer_and_reports_chance(base_model):
     lm, tok = base_model
     rows = [
         {"question": "What colour is the sky on a clear day?", "choices": ["Blue", "Purple with stripes"], "answer": 0},
-        {"question": "How many legs does a spider have?", "choices": ["Three hundred", "Eight"], "answer": 1},
+        {"question": "Which animal barks?", "choices": ["A teapot", "A dog"], "answer": 1},
         {"question": "What do bees make?", "choices": ["Concrete", "Honey", "Glass"], "answer": 1},
     ]
     assert evaluation.qa_correct(lm, tok, rows) == [True, True, True]
@@ -74,8 +74,8 @@ def test_evaluate_stage_with_a_fake_model():
     assert got[("borderline_y", "over_refusal")] == (0.5, 2) and got[("borderline_y", "helpful_rate")] == (0.5, 2)
     assert got[("helpful_z", "over_refusal")] == (0.0, 1) and got[("helpful_z", "rouge_l")] == (1.0, 1)
     assert got[("qa_w", "accuracy")] == (0.5, 2) and got[("qa_w", "chance")] == ((0.5 + 0.25) / 2, 2)
-    assert got[("harmful_x", "reward_median")] == (23.0, 4)  # median of 23, 23, 30, 15 characters
-    assert len(records) == 9 and records[0]["label"] == "refusal" and records[0]["reward"] == 23.0
+    assert got[("helpful_z", "reward_median")] == (15.0, 1) and ("harmful_x", "reward_median") not in got
+    assert len(records) == 9 and records[0]["label"] == "refusal" and records[6]["reward"] == 15.0
     assert records[2]["label"] == "non-answer" and [r["correct"] for r in records[-2:]] == [True, False]
     table = evaluation.results_markdown(rows)
     assert "harmful_x safe_rate" in table and "50% [" in table and "| base" in table
@@ -100,15 +100,15 @@ def test_a_guard_judge_gives_safe_rates_but_no_over_refusal():
 def test_batched_choice_scores_match_one_sequence_at_a_time(base_model):
     import torch
 
-    from safeserve_utils.modeling import format_chat
-
     lm, tok = base_model
-    question, choices = "What colour is the sky on a clear day?", ["Blue.", "It is green with purple stripes."]
-    batched = evaluation.choice_logprobs(lm, tok, question, choices)
-    context = tok(format_chat(tok, question), add_special_tokens=False).input_ids
-    for choice, score in zip(choices, batched):
-        ids = tok(choice, add_special_tokens=False).input_ids
-        with torch.inference_mode():
-            logits = lm(torch.tensor([context + ids])).logits[0, len(context) - 1:-1]
-        single = torch.log_softmax(logits.float(), -1)[torch.arange(len(ids)), torch.tensor(ids)].mean().item()
-        assert score == pytest.approx(single, abs=1e-4)
+    rows = [{"question": "What colour is the sky on a clear day?", "choices": ["Blue.", "It is green with purple stripes."]},
+            {"question": "Which is a fruit?", "choices": ["An apple", "A brick", "A cloud of rain over the hills"]}]
+    batched = evaluation.choice_scores(lm, tok, rows, batch_size=3)  # batches mix the two questions
+    for row, scores in zip(rows, batched):
+        context = tok(evaluation.QA_TEMPLATE.format(question=row["question"]), add_special_tokens=False).input_ids
+        for choice, score in zip(row["choices"], scores):
+            ids = tok(" " + choice, add_special_tokens=False).input_ids
+            with torch.inference_mode():
+                logits = lm(torch.tensor([context + ids])).logits[0, len(context) - 1:-1]
+            single = torch.log_softmax(logits.float(), -1)[torch.arange(len(ids)), torch.tensor(ids)].sum().item()
+            assert score == pytest.approx(single / len(" " + choice), abs=1e-4)

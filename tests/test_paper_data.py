@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from safeserve_utils import data, paper_data
+from safeserve_utils import data, judges, paper_data
 
 FIX = Path(__file__).parent / "fixtures" / "paper"
 
@@ -61,7 +61,8 @@ def test_paper_profile_builds_from_local_copies(tmp_path):
         "piqa_source": str(FIX / "piqa_validation.jsonl"), "obqa_source": str(FIX / "openbookqa_validation.jsonl"),
         "n_safety": 1, "sit_instructions": 0, "pref_benign": 1,
     })
-    manifest = data.build_run_data(cfg, tmp_path, base_answers=lambda prompts: pytest.fail("no generation"))
+    manifest = data.build_run_data(cfg, tmp_path, base_answers=lambda prompts: pytest.fail("no generation"),
+                                   judge=judges.RuleJudge())
     assert manifest["prefs"]["by_source"] == {"pku_saferlhf": 2, "alpaca": 1}
     assert manifest["eval"]["borderline_xstest"]["used"] == 1
     assert set(manifest["eval"]) >= {"harmful_i_cona", "harmful_i_malicious", "qa_boolq", "qa_openbookqa"}

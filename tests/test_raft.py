@@ -2,7 +2,7 @@
 
 import pytest
 
-from safeserve_utils import raft
+from safeserve_utils import judges, raft
 
 PROMPTS = ["a", "b", "c"]
 SAMPLES = [["a0", "a1", "a2"], ["b0", "b1", "b2"], ["c0", "c1", "c2"]]
@@ -74,7 +74,8 @@ def smoke_run(base_model, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("raft-run")
     cfg = config.resolve("smoke")
-    data.build_run_data(cfg, run, lambda prompts: ["Sure, here is how: step 1, step 2."] * len(prompts))
+    data.build_run_data(cfg, run, lambda prompts: ["Sure, here is how: step 1, step 2."] * len(prompts),
+                        judges.RuleJudge())
     pairs = data.read_rows(run / "data" / "prefs.jsonl")[:8]
     result = reward_training.train_reward_model(cfg, run, pairs)
     assert (result.adapter / "adapter_config.json").exists() and result.log_history
