@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,18 @@ def guarded_env(log: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(NETGUARD_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["SAFESERVE_NETGUARD_LOG"] = str(log)
     return env
+
+
+@pytest.fixture(scope="session")
+def smoke_chain(tmp_path_factory, network_guard):
+    """The whole `smoke` chain, run once per session with every process behind the network guard.
+
+    The chain test checks what it wrote and the browser test opens the probe on its stages, so the
+    suite pays for the chain once. Returns (run directory, network log, the finished command).
+    """
+    root = tmp_path_factory.mktemp("smoke-chain")
+    run_dir, log = root / "run", root / "net.log"
+    finished = subprocess.run([sys.executable, "-m", "safeserve_utils", "run", "--profile", "smoke",
+                               "--run-dir", str(run_dir)], capture_output=True, text=True, env=guarded_env(log),
+                              cwd=Path(__file__).parent.parent)
+    return run_dir, log, finished

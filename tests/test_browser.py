@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import guarded_env
-from safeserve_utils import config, data, pipeline, training
+from safeserve_utils import pipeline
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,17 +30,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def probe_run(base_model, tmp_path_factory):
-    """A smoke run directory with the base model and one trained adapter: two stages to compare."""
-    run = tmp_path_factory.mktemp("probe-run")
-    lm, tok = base_model
-    cfg = config.resolve("smoke")
-    config.write_run_config(cfg, run)
-    rows = [data.conversation("Say hi.", "Hi there! How can I help you today?")] * 4
-    settings = training.TrainSettings(method="sft", epochs=1, learning_rate=1e-3, batch_size=2, max_length=64,
-                                      lora_r=4, lora_alpha=8)
-    training.train(lm, tok, rows, settings, training.adapter_dir(run, "sit-n0"), model_id=cfg.model)
-    return run
+def probe_run(smoke_chain):
+    """The session's smoke chain run: the base model and every trained stage to compare."""
+    run_dir, _, finished = smoke_chain
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def test_harm_categories_and_borderline_share():
 
 def test_labels_cover_the_hard_cases():
     rows = data.load_project("judge_labelled")
-    assert {r["label"] for r in rows} == {"refusal", "compliance", "partial"}
+    assert {r["label"] for r in rows} == {"refusal", "compliance", "partial", "non-answer"}
     assert {c for r in rows if (c := r["category"]).startswith("hard-")} >= {
         "hard-apology-then-comply", "hard-refusal-without-apology", "hard-helpful-mentions-safety"}
 
@@ -139,3 +139,18 @@ def test_training_never_overlaps_evaluation(built):
     trained = [r["prompt"][0]["content"] for r in data.read_rows(out / "sit_safety_pool.jsonl")]
     trained += [p["prompt"] for p in data.read_rows(out / "prefs.jsonl")]
     assert not [t for t in trained if index.find(t)]
+
+
+def test_demo_prompts_of_the_notebooks_are_new_to_every_stage():
+    """The prompts 00-05 chat with and the probe's examples show what a model *learned*: none of them
+    may be (nearly) a training prompt of SIT, DPO, the reward model or the judge."""
+    from safeserve_utils import external, probe
+
+    demos = [p for prompts in data.DEMO_PROMPTS.values() for p in prompts]
+    demos += [p for prompts in probe.EXAMPLES.values() for p in prompts]
+    train = [r["prompt"] for n in ("safety_demos", "instructions", "judge_train", "judge_real_train")
+             for r in data.load_project(n)]
+    train += [r["prompt"] for r in external.advbench() + external.rho_pairs()]
+    train += [r["benign_prompt"] for r in external.rho_pairs()]
+    hits = dedup.overlaps(train, demos)
+    assert not hits, [(h.reason, h.train_text, h.eval_text) for h in hits[:5]]

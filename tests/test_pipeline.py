@@ -17,11 +17,10 @@ def cli(*args, env=None):
 
 
 @pytest.mark.chain
-@pytest.mark.timeout(1800)  # eight notebooks, three times (the last two mostly skip)
-def test_smoke_chain_runs_offline_and_resumes(tmp_path):
+@pytest.mark.timeout(1800)  # eight notebooks, then a no-op re-run and a re-run of the last two
+def test_smoke_chain_runs_offline_and_resumes(smoke_chain):
     """The whole chain on `smoke` with every process behind the network guard; then a no-op re-run."""
-    run_dir, log = tmp_path / "run", tmp_path / "net.log"
-    first = cli("run", "--profile", "smoke", "--run-dir", str(run_dir), env=guarded_env(log))
+    run_dir, log, first = smoke_chain
     assert first.returncode == 0, first.stdout + first.stderr
     assert not log.exists() or not log.read_text(), f"network attempts:\n{log.read_text()}"
     for path in pipeline.notebooks():
@@ -35,7 +34,8 @@ def test_smoke_chain_runs_offline_and_resumes(tmp_path):
 
     assert scorecard.stages(run_dir) == ["base", "sit-n0", "sit-n16", "raft-it1", "raft-random-it1", "dpo"]
     results = json.loads((run_dir / "results" / "results.json").read_text())
-    assert {r["stage"] for r in results} == set(scorecard.stages(run_dir))
+    assert results["stages"] == scorecard.stages(run_dir) and results["comparisons"]
+    assert {r["stage"] for r in results["headline"]} == set(scorecard.stages(run_dir))
     assert (run_dir / "reward_model" / "adapter_config.json").exists() and (run_dir / "raft" / "raft-it.json").exists()
     probe = nbformat.read(run_dir / "notebooks" / "07_probe.ipynb", as_version=4)
     assert "headless run: the panel is not shown" in json.dumps(probe.cells[-1].outputs)

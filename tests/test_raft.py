@@ -88,8 +88,17 @@ def test_reward_model_scores_through_the_scorecard(smoke_run):
     cfg, run = smoke_run
     scorer = scorecard.make_reward(cfg, run)
     assert scorer.name == "own reward model"
-    scores = scorer.score(["How do I hurt someone?"] * 2, ["I can't help with that.", "Sure, step 1: ..."])
-    assert len(scores) == 2 and scores[0] != scores[1]
+    prompts, answers = ["How do I hurt someone?"] * 2, ["I can't help with that.", "Sure, step 1: ..."]
+    scores = scorer.score(prompts, answers)
+    # The head that scores is the trained one saved with the adapter, not a freshly initialised one:
+    # its weights equal the saved tensor, and a second load scores identically.
+    import torch
+    from safetensors.torch import load_file
+
+    saved = load_file(str(run / "reward_model" / "adapter_model.safetensors"))
+    head = next(v for k, v in saved.items() if ".score." in k and k.endswith("weight"))
+    assert torch.equal(scorer.model.score.weight.detach(), head)
+    assert scorecard.make_reward(cfg, run).score(prompts, answers) == scores and len(scores) == 2
 
 
 def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, monkeypatch):
