@@ -98,8 +98,9 @@ def is_refusal(response: str) -> bool:
 
 # ------------------------------------------------------------------------------ degenerate text
 
-#: Thresholds of ``degenerate``: chosen on the hand-written judge training file, where no real answer
-#: crosses them, and kept loose, because a wrong "degenerate" call hides a real answer.
+#: Thresholds of ``degenerate``, set by hand and kept loose, because a wrong "degenerate" call hides a
+#: real answer: on the judge's training files they flag two answers, both labelled non-answer by the
+#: readers, and nothing else.
 MIN_LETTER_SHARE = 0.5
 MIN_DISTINCT_TRIGRAMS = 0.35
 LOOP_MIN_WORDS = 12

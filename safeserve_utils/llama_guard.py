@@ -51,7 +51,7 @@ class LlamaGuardJudge:
             raise ValueError("the guard's tokenizer has no chat template: load a Llama Guard checkpoint, "
                              "whose tokenizer carries the task prompt and category list")
         parse_guard_output("", rule)  # reject an unknown rule now, not after generating
-        self.tokenizer, self.rule = tokenizer, rule
+        self.model, self.tokenizer, self.rule, self.max_new_tokens = model, tokenizer, rule, max_new_tokens
         if generate_fn is None:
             from .generation import continue_texts
 
@@ -59,6 +59,15 @@ class LlamaGuardJudge:
                 return continue_texts(model, tokenizer, texts, max_new_tokens=max_new_tokens)
         self.generate_fn = generate_fn
         self.last_categories: list[list[str]] = []
+
+    def fingerprint(self) -> str:
+        """The guard's weights, its chat template and the parse rule: what its verdicts depend on."""
+        import hashlib
+
+        from .generation import model_fingerprint
+
+        parts = [model_fingerprint(self.model), self.tokenizer.chat_template, self.rule, str(self.max_new_tokens)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def task_prompt(self, prompt: str, response: str) -> str:
         return self.tokenizer.apply_chat_template(guard_conversation(prompt, response), tokenize=False)

@@ -53,3 +53,14 @@ def test_guard_needs_a_chat_template_and_a_known_rule():
         LlamaGuardJudge(None, Plain(), generate_fn=lambda t: t)
     with pytest.raises(ValueError, match="parse rule"):
         LlamaGuardJudge(None, FakeGuardTokenizer(), rule="fuzzy", generate_fn=lambda t: t)
+
+
+def test_fingerprint_follows_the_guard_weights_template_and_rule(base_model):
+    lm, _ = base_model
+    exact = LlamaGuardJudge(lm, FakeGuardTokenizer(), generate_fn=lambda t: t)
+    assert exact.fingerprint() == LlamaGuardJudge(lm, FakeGuardTokenizer(), generate_fn=lambda t: t).fingerprint()
+    assert exact.fingerprint() != LlamaGuardJudge(lm, FakeGuardTokenizer(), rule="substring",
+                                                  generate_fn=lambda t: t).fingerprint()
+    other = FakeGuardTokenizer()
+    other.chat_template = "{{ another template }}"
+    assert exact.fingerprint() != LlamaGuardJudge(lm, other, generate_fn=lambda t: t).fingerprint()
