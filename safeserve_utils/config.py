@@ -82,6 +82,7 @@ class Profile:
     raft_lr: float = 2e-4  # RAFT: SFT learning rate
     train_batch_size: int = 8  # examples (or pairs) per optimiser step
     train_max_length: int = 160  # tokens per training sequence (longer ones are truncated)
+    dev_per_kind: int = 0  # dev split: prompts of each kind (harmful, borderline, benign) carved from training (0: none)
     eval_per_set: int = 100  # prompts sampled (fixed seed) from each published evaluation set (0 means all)
     eval_own_per_set: int = 0  # prompts sampled from each of the project's own evaluation sets (0 means all)
     eval_max_new_tokens: int = 64  # answer length when evaluating (long enough to see "I can't… but here is how")
@@ -108,6 +109,7 @@ class Profile:
             "sit_instructions": self.sit_instructions >= 0,
             "pref_harmful": self.pref_harmful >= 0,
             "pref_benign": self.pref_benign >= 0,
+            "dev_per_kind": self.dev_per_kind >= 0,
             "eval_per_set": self.eval_per_set >= 0,
             "eval_own_per_set": self.eval_own_per_set >= 0,
             "eval_max_new_tokens": self.eval_max_new_tokens >= 1,

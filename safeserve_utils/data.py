@@ -329,6 +329,46 @@ def sit_mix(instructions: list[Row], safety_pool: list[Row], n_safety: int, seed
     return mix
 
 
+#: The dev split's sets: harmful requests (from the safety demos), borderline-but-safe and plain
+#: benign instructions, named by kind like the evaluation sets so the same scoring code reads them.
+DEV_SETS = ("harmful_dev", "borderline_dev", "helpful_dev")
+
+
+def dev_split(safety: list[Row], instructions: list[Row], per_kind: int, seed: int,
+              judge_prompts: frozenset[str] = frozenset()) -> tuple[dict[str, list[Row]], list[Row], list[Row]]:
+    """Carve ``per_kind`` prompts of each kind out of the *training* sources, for choosing recipes.
+
+    Settings are chosen on these, never on the evaluation sets. Each kind is sampled evenly across its
+    categories, from prompts the learned judge was not fitted on (``judge_prompts``: it would judge
+    answers to those too kindly), and the carved rows leave the training pools (SIT mix, preference
+    pairs, RAFT prompts), so a recipe is scored on prompts it was not trained on. Returns the dev sets
+    and what is left of the two sources.
+    """
+    if per_kind <= 0:
+        return {}, safety, instructions
+    kinds = {"harmful_dev": safety,
+             "borderline_dev": [r for r in instructions if r["category"].startswith("borderline")],
+             "helpful_dev": [r for r in instructions if not r["category"].startswith("borderline")]}
+    rng = random.Random(seed)
+    dev: dict[str, list[Row]] = {}
+    for name, rows in kinds.items():
+        candidates = [r for r in rows if r["prompt"] not in judge_prompts]
+        if per_kind > len(candidates):
+            raise DataError(f"parameter `dev_per_kind` is {per_kind}, but {name} has only {len(candidates)} "
+                            "training prompts the judge was not fitted on")
+        by_category: dict[str, list[Row]] = {}
+        for r in candidates:
+            by_category.setdefault(r["category"], []).append(r)
+        queues = [rng.sample(group, len(group)) for _, group in sorted(by_category.items())]
+        taken: list[Row] = []
+        while len(taken) < per_kind:  # round-robin over the categories: an even spread
+            taken += [q.pop() for q in queues if q][: per_kind - len(taken)]
+        dev[name] = [{"id": r["id"], "source": r.get("source", "project"), "category": r["category"],
+                      "prompt": r["prompt"], "reference": r["response"]} for r in sorted(taken, key=lambda r: r["id"])]
+    carved = {r["id"] for rows in dev.values() for r in rows}
+    return dev, [r for r in safety if r["id"] not in carved], [r for r in instructions if r["id"] not in carved]
+
+
 AnswerFn = Callable[[list[str]], list[str]]
 
 
@@ -361,8 +401,9 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
         return kept
 
     sources = training_sources(cfg, data_dir)
-    safety = held_out(sources.safety)
-    instructions = held_out(sources.instructions)
+    judge_fitted = frozenset(r["prompt"] for r in load_project("judge_real_train", data_dir))
+    dev, safety, instructions = dev_split(held_out(sources.safety), held_out(sources.instructions),
+                                          cfg.dev_per_kind, cfg.seed, judge_fitted)
     extra = held_out(sources.extra_harmful)
     ready = held_out(sources.ready_pairs)
 
@@ -404,6 +445,9 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     rng.shuffle(pairs)
     write_jsonl(out / "prefs.jsonl", pairs)
 
+    for name, rows in dev.items():
+        write_jsonl(out / f"dev_{name}.jsonl", rows)
+
     eval_counts = {}
     for name, rows in evals.items():
         kept = sample(rows, cfg.eval_own_per_set if is_own_set(name) else cfg.eval_per_set, cfg.seed)
@@ -426,6 +470,8 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
             "base_compliance_rate": round(compliant / len(need_answers), 3) if need_answers else None,
         },
         "eval": eval_counts,
+        "dev": {name: {"used": len(rows), "categories": dict(Counter(r["category"] for r in rows))}
+                for name, rows in dev.items()},
         "overlap_dropped_from_training": dropped,
         "licences": {name: src.licence for name, src in external.SOURCES.items()},
     }

@@ -27,6 +27,16 @@ def length_histograms(sets: dict[str, list[str]], title: str = "Length in words"
     return fig
 
 
+def _labelled(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str) -> Any:
+    """Axis labels, title and a small legend: the finish every one-panel line or histogram plot shares."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def similarity_histograms(similarities: dict[str, list[float]], title: str) -> Any:
     """Overlaid histograms of nearest-neighbour cosine similarities, one per named set, with medians."""
     import matplotlib.pyplot as plt
@@ -37,12 +47,7 @@ def similarity_histograms(similarities: dict[str, list[float]], title: str) -> A
     for name, values in similarities.items():
         line = ax.hist(values, bins=bins, alpha=0.5, density=True, label=f"{name} (median {np.median(values):.2f})")
         ax.axvline(float(np.median(values)), color=line[2][0].get_facecolor(), ls="--")
-    ax.set_xlabel("cosine similarity to the nearest training demonstration")
-    ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _labelled(fig, ax, "cosine similarity to the nearest training demonstration", "density", title)
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
@@ -143,12 +148,7 @@ def loss_curves(histories: dict[str, list[dict[str, Any]]], title: str = "Traini
     for name, history in histories.items():
         steps = [h for h in history if "loss" in h and "step" in h]
         ax.plot([h["step"] for h in steps], [h["loss"] for h in steps], label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _labelled(fig, ax, "step", "loss", title)
 
 
 def dpo_curves(history: list[dict[str, Any]]) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from . import evaluation, generation, modeling, stats, training
 from .config import Profile
-from .data import EVAL_SETS, is_own_set, read_rows
+from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
 from .io import atomic_write_json, atomic_write_text
 
 EVAL_DIR = "eval"
@@ -45,16 +45,23 @@ def stages(run_dir: str | Path) -> list[str]:
     return sorted(["base", *found], key=stage_sort_key)
 
 
-def eval_sets(run_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """The run's evaluation sets (``<run>/data/eval_<name>.jsonl``, written by 01_data)."""
+#: Where a split's sets are read from (``<run>/data/<prefix><name>.jsonl``) and its results written.
+SPLITS = {"eval": ("eval_", EVAL_DIR), "dev": ("dev_", "dev")}
+
+
+def eval_sets(run_dir: str | Path, split: str = "eval") -> dict[str, list[dict[str, Any]]]:
+    """The run's evaluation sets (``<run>/data/eval_<name>.jsonl``, written by 01_data), or with
+    ``split="dev"`` its dev split (``dev_<name>.jsonl``: training prompts held back to choose recipes)."""
+    prefix, _ = SPLITS[split]
     folder = Path(run_dir) / "data"
-    files = sorted(folder.glob("eval_*.jsonl"))
+    files = sorted(folder.glob(f"{prefix}*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"{folder}: no eval_*.jsonl files; run notebooks/01_data.ipynb on this run first")
-    order = list(EVAL_SETS)
-    names = sorted((f.stem.removeprefix("eval_") for f in files),
+        hint = " with `dev_per_kind` > 0" if split == "dev" else ""
+        raise FileNotFoundError(f"{folder}: no {prefix}*.jsonl files; run notebooks/01_data.ipynb on this run{hint} first")
+    order = list(EVAL_SETS) + list(DEV_SETS)
+    names = sorted((f.stem.removeprefix(prefix) for f in files),
                    key=lambda n: (order.index(n) if n in order else len(order), n))
-    return {name: read_rows(folder / f"eval_{name}.jsonl") for name in names}
+    return {name: read_rows(folder / f"{prefix}{name}.jsonl") for name in names}
 
 
 def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]:
@@ -84,15 +91,19 @@ def evaluation_key(weights: str, sets: dict[str, Any], settings: generation.Gene
 
 
 def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: Any = None,
-             model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
-    """Metrics rows and records of one stage, from ``<run>/eval/<stage>.json`` when still valid."""
-    sets = eval_sets(run_dir)
+             model: Any = None, tokenizer: Any = None, split: str = "eval") -> dict[str, Any]:
+    """Metrics rows and records of one stage, from ``<run>/eval/<stage>.json`` when still valid.
+
+    ``split="dev"`` scores the dev split instead, into ``<run>/dev/<stage>.json``: what recipes are
+    compared on (``stage`` may then name an experiment's model, passed in as ``model``).
+    """
+    sets = eval_sets(run_dir, split)
     if model is None:
         model, tokenizer = load_stage(cfg, run_dir, stage)
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     weights = generation.model_fingerprint(model)
     key = evaluation_key(weights, sets, settings, judge, reward)
-    path = Path(run_dir) / EVAL_DIR / f"{stage}.json"
+    path = Path(run_dir) / SPLITS[split][1] / f"{stage}.json"
     if path.exists():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:

@@ -141,6 +141,35 @@ def test_training_never_overlaps_evaluation(built):
     assert not [t for t in trained if index.find(t)]
 
 
+def test_dev_split_is_carved_out_of_training_evenly(tmp_path):
+    cfg = config.resolve("smoke", {"dev_per_kind": 12, "sit_instructions": 0})
+    manifest = data.build_run_data(cfg, tmp_path, lambda ps: ["Sure, here is how."] * len(ps), judges.RuleJudge())
+    out = tmp_path / "data"
+    dev = {name: data.read_rows(out / f"dev_{name}.jsonl") for name in data.DEV_SETS}
+    assert {name: len(rows) for name, rows in dev.items()} == {name: 12 for name in data.DEV_SETS}
+    assert {n: m["used"] for n, m in manifest["dev"].items()} == {name: 12 for name in data.DEV_SETS}
+    assert all(r["category"].startswith("borderline") for r in dev["borderline_dev"])
+    assert not any(r["category"].startswith("borderline") for r in dev["helpful_dev"])
+    assert len({r["category"] for r in dev["harmful_dev"]}) == 12  # one per harm category: an even spread
+    # no dev prompt is trained on: not in the SIT files, the preference pairs or RAFT's prompt pool
+    dev_prompts = {r["prompt"] for rows in dev.values() for r in rows}
+    trained = {r["prompt"][0]["content"] for f in ("sit_safety_pool", "sit_instructions", "sit_mix")
+               for r in data.read_rows(out / f"{f}.jsonl")}
+    trained |= {p["prompt"] for p in data.read_rows(out / "prefs.jsonl")}
+    assert trained and not dev_prompts & trained
+    assert all(r["reference"] for r in dev["helpful_dev"])  # scored like the helpful eval set
+    judge_fitted = {r["prompt"] for r in data.load_project("judge_real_train")}
+    assert not dev_prompts & judge_fitted  # the learned judge never saw answers to a dev prompt
+
+
+def test_dev_split_off_by_default_and_too_large_a_split_is_refused(built, tmp_path):
+    out, manifest, _ = built
+    assert manifest["dev"] == {} and not list(out.glob("dev_*.jsonl"))
+    with pytest.raises(data.DataError, match="dev_per_kind"):
+        data.build_run_data(config.resolve("smoke", {"dev_per_kind": 41}), tmp_path, lambda ps: ps,
+                            judges.RuleJudge())
+
+
 def test_demo_prompts_of_the_notebooks_are_new_to_every_stage():
     """The prompts 00-05 chat with and the probe's examples show what a model *learned*: none of them
     may be (nearly) a training prompt of SIT, DPO, the reward model or the judge."""
