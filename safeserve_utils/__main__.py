@@ -1,4 +1,4 @@
-"""Command line: ``python -m safeserve_utils {run,fetch,readme} ...`` (see ``--help``)."""
+"""Command line: ``python -m safeserve_utils {run,fetch,readme,experiment} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ examples:
   python -m safeserve_utils run --profile smoke --run-dir /tmp/s -p max_new_tokens=16
   python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
   python -m safeserve_utils readme --run-dir runs/tiny  # rewrite the README's results from the run
+  python -m safeserve_utils experiment --method sit --name sit-n100 --run-dir runs/dev-all \
+      -p dev_per_kind=40 -p sit_instructions=0 -p n_safety=100   # one recipe, scored on the dev split
 
 A re-run skips the stages whose notebook, parameters, code, data and upstream stages are unchanged;
 --force redoes them. On failure the message names the notebook and cell, and the partial executed
@@ -44,7 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json")
     readme.add_argument("--run-dir", type=Path, default=config.default_run_dir("tiny"))
     readme.add_argument("--readme", type=Path, default=config.PROJECT_ROOT / "README.md")
+    experiment = sub.add_parser("experiment", help="train one recipe and score it on the dev split (choosing defaults)",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    experiment.add_argument("--method", required=True, choices=("base", "sit", "dpo"),
+                            help="base scores the starting model (nothing trained): the line to read tries against")
+    experiment.add_argument("--name", required=True, help="the try's name: its adapter folder and log entry")
+    experiment.add_argument("--run-dir", type=Path, required=True, help="one run directory per data recipe")
+    experiment.add_argument("--profile", default="tiny", choices=sorted(config.PROFILES))
+    experiment.add_argument("--start", help="train on top of an earlier try of this run directory (e.g. DPO from SIT)")
+    experiment.add_argument("--note", default="", help="why this try: recorded in the log")
+    experiment.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     return parser
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    import json
+
+    from . import experiments
+
+    cfg = config.resolve(args.profile, config.parse_overrides(args.param))
+    if not (args.run_dir / config.CONFIG_FILE).exists():
+        config.write_run_config(cfg, args.run_dir)
+    record = experiments.run_recipe(cfg, args.run_dir, args.method, args.name, start=args.start, note=args.note)
+    print(json.dumps(record, indent=2, default=str))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -105,7 +130,8 @@ def cmd_readme(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme}[args.command](args)
+        return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
+                "experiment": cmd_experiment}[args.command](args)
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

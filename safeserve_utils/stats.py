@@ -160,7 +160,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def verdict(diff: float, p: float, alpha: float = 0.05, higher: str = "safer", lower: str = "less safe",
-            same: str = "no different") -> str:
+            same: str = "no significant difference") -> str:
     """The word a sentence may use: ``higher``/``lower`` only when the test rejects at ``alpha``."""
     if p < alpha and diff > 0:
         return higher

@@ -127,8 +127,8 @@ def test_headline_and_paired_tests_say_only_what_the_data_show():
     tests = {(r["a"], r["b"], r["measure"]): r for r in scorecard.comparisons(results)}
     sit = tests[("base", "sit-n40", "safe, published harmful (strict)")]
     assert sit["diff"] == pytest.approx(0.8) and sit["p_holm"] < 0.001 and sit["verdict"] == "safer"
-    assert tests[("base", "dpo", "safe, published harmful (strict)")]["verdict"] == "no different"
-    assert tests[("base", "sit-n40", "QA accuracy")]["verdict"] == "no different"
+    assert tests[("base", "dpo", "safe, published harmful (strict)")]["verdict"] == "no significant difference"
+    assert tests[("base", "sit-n40", "QA accuracy")]["verdict"] == "no significant difference"
     gap = {r["stage"]: r["gap"] for r in scorecard.published_gap(results)}
     assert gap == {"base": pytest.approx(0.0), "sit-n40": pytest.approx(0.0), "dpo": pytest.approx(0.0)}
     lines = scorecard.reading(scorecard.summarise(results))

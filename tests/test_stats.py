@@ -131,7 +131,7 @@ def test_holm():
 def test_verdict_words():
     assert stats.verdict(0.2, 0.01) == "safer"
     assert stats.verdict(-0.2, 0.01) == "less safe"
-    assert stats.verdict(0.2, 0.2) == "no different"
-    assert stats.verdict(0.0, 0.0) == "no different"
+    assert stats.verdict(0.2, 0.2) == "no significant difference"
+    assert stats.verdict(0.0, 0.0) == "no significant difference"
     assert stats.verdict(0.1, 0.04, alpha=0.01, higher="up", lower="down", same="flat") == "flat"
     assert stats.verdict(-0.1, 0.001, higher="up", lower="down", same="flat") == "down"

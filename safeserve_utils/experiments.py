@@ -1,0 +1,137 @@
+"""Recipes tried on the dev split: train one stage's adapter with a profile's settings, score it on
+the dev split, log the try.
+
+Defaults are chosen here, on training prompts held back by ``dev_per_kind``, never on the evaluation
+sets. One run directory holds one data recipe (its ``data/`` is built once, as ``01_data`` builds
+it); every try in it trains into ``<run>/experiments/<name>/`` and is appended to
+``<run>/experiments/log.jsonl`` with its settings, dev-split rates, minutes and the DPO diagnostics,
+so failures are kept beside successes. ``docs/experiments.md`` is where the tries are written up.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from . import config, data, generation, modeling, scorecard, training
+from .io import atomic_write_text
+from .pipeline import NOTEBOOKS_DIR, notebook_parameters
+
+EXPERIMENTS = "experiments"
+LOG_FILE = "log.jsonl"
+#: Each method's notebook: its parameters cell lists the settings a try of that method records.
+#: ``base`` trains nothing: it scores the starting model, the line every try is read against.
+NOTEBOOKS = {"base": "00_setup.ipynb", "sit": "02_sit.ipynb", "dpo": "05_dpo.ipynb"}
+#: The headline rates of a dev-split evaluation: (set, metric) -> column of the log.
+DEV_COLUMNS = {("harmful_dev", "safe_rate"): "safe", ("harmful_dev", "safe_rate_lenient"): "safe_lenient",
+               ("borderline_dev", "over_refusal"): "over_refusal_borderline",
+               ("helpful_dev", "over_refusal"): "over_refusal_benign",
+               ("helpful_dev", "helpful_rate"): "helpful"}
+
+
+def declared(notebook: str) -> list[str]:
+    return [p for p in notebook_parameters(NOTEBOOKS_DIR / notebook) if p not in ("profile", "run_dir")]
+
+
+def data_parameters() -> list[str]:
+    """The parameters that shape a run's ``data/``: those ``01_data`` declares, but ``n_safety``, which
+    shapes only ``sit_mix.jsonl`` (a SIT try builds its own mix from the run's safety pool)."""
+    return [p for p in declared("01_data.ipynb") if p != "n_safety"]
+
+
+def ensure_data(cfg: config.Profile, run_dir: Path, model: Any, tokenizer: Any, judge: Any) -> dict[str, Any]:
+    """The run's data, built once (as ``01_data`` builds it) and refused if a data parameter changed."""
+    manifest = run_dir / "data" / "manifest.json"
+    built = run_dir / EXPERIMENTS / "data_parameters.json"
+    wanted = {p: getattr(cfg, p) for p in data_parameters()}
+    if manifest.exists() and built.exists():
+        recorded = json.loads(built.read_text())
+        changed = sorted(p for p in wanted if recorded.get(p) != wanted[p])
+        if changed:
+            raise config.ConfigError(f"{run_dir}: its data was built with other {', '.join(changed)} "
+                                     f"({', '.join(f'{p}={recorded.get(p)!r}' for p in changed)}); "
+                                     "one run directory holds one data recipe: use another --run-dir")
+        return json.loads(manifest.read_text())
+    settings = generation.GenerationSettings(max_new_tokens=cfg.max_new_tokens)
+    result = data.build_run_data(cfg, run_dir,
+                                 lambda prompts: generation.cached_generate(model, tokenizer, prompts, settings),
+                                 judge)
+    atomic_write_text(built, json.dumps(wanted, indent=2) + "\n")
+    return result
+
+
+def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list[dict[str, Any]], training.TrainSettings]:
+    """SIT: the run's instructions plus ``n_safety`` demos; DPO: the run's preference pairs."""
+    if method == "sit":
+        return training.sit_mixes(run_dir, [cfg.n_safety], cfg.seed)[cfg.n_safety], training.sit_settings(cfg, cfg.n_safety)
+    pairs = data.read_rows(run_dir / "data" / "prefs.jsonl")
+    return [data.to_dpo(p) for p in pairs], training.dpo_settings(cfg)
+
+
+def merged(model: Any, adapter: Path) -> Any:
+    """``model`` with the LoRA adapter in ``adapter`` merged in (exact, and faster to generate with)."""
+    from peft import PeftModel
+
+    if not (adapter / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{adapter}: no adapter_config.json; train the try named {adapter.name!r} first")
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+
+
+def dev_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The log's columns from a dev-split evaluation: each rate with its 95% interval and n."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        column = DEV_COLUMNS.get((row["set"], row["metric"]))
+        if column:
+            out[column] = {"value": round(row["value"], 3), "lo": round(row["lo"], 3), "hi": round(row["hi"], 3),
+                           "n": row["n"]}
+    return out
+
+
+def append_log(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Add one try to ``<run>/experiments/log.jsonl`` (rewritten atomically, so a crash loses no line)."""
+    path = run_dir / EXPERIMENTS / LOG_FILE
+    before = path.read_text() if path.exists() else ""
+    return atomic_write_text(path, before + json.dumps(record, default=str) + "\n")
+
+
+def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str, start: str | None = None,
+               note: str = "") -> dict[str, Any]:
+    """Train one try of ``method`` under ``cfg``, score it on the dev split, log it, return the record.
+
+    ``start`` trains on top of an earlier try merged into the base model (e.g. DPO from a SIT try), so
+    that try is also DPO's reference model. A re-run with the same settings and data reuses the adapter.
+    """
+    if method not in NOTEBOOKS:
+        raise config.ConfigError(f"method {method!r}: choose one of {', '.join(NOTEBOOKS)}")
+    run_dir = Path(run_dir)
+    if cfg.dev_per_kind <= 0:
+        raise config.ConfigError("parameter `dev_per_kind` is 0: a try is scored on the dev split, so give it "
+                                 "prompts, e.g. -p dev_per_kind=40")
+    config.apply_runtime(cfg)
+    judge = scorecard.make_judge(cfg)
+    model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    ensure_data(cfg, run_dir, model, tokenizer, judge)
+    if start:
+        model = merged(model, run_dir / EXPERIMENTS / start)
+    clock = time.perf_counter()
+    record: dict[str, Any] = {
+        "name": name, "method": method, "start": start, "note": note,
+        "settings": {p: getattr(cfg, p) for p in dict.fromkeys([*declared("01_data.ipynb"), *declared(NOTEBOOKS[method])])},
+    }
+    if method != "base":
+        rows, settings = training_rows(cfg, run_dir, method)
+        adapter = run_dir / EXPERIMENTS / name
+        result = training.train(model, tokenizer, rows, settings, adapter, model_id=f"{cfg.model}+{start or ''}")
+        model = merged(model, adapter)
+        record |= {"examples": result.examples, "train_seconds": round(result.seconds), "resumed": result.resumed}
+        if method == "dpo":
+            record["diagnostics"] = training.dpo_diagnostics(result.log_history, beta=cfg.dpo_beta,
+                                                             sft_weight=cfg.dpo_sft_weight)
+    dev = scorecard.evaluate(cfg, run_dir, name, judge, model=model, tokenizer=tokenizer, split="dev")
+    record |= {"dev_seconds": dev["seconds"], "minutes": round((time.perf_counter() - clock) / 60, 1),
+               "dev": dev_summary(dev["rows"])}
+    append_log(run_dir, record)
+    return record
