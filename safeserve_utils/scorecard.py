@@ -387,6 +387,47 @@ def write_results(run_dir: str | Path, results: dict[str, dict[str, Any]], profi
     }
 
 
+def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per stage and headline measure, across runs that differ only in ``seed``: mean, sd and the seeds.
+
+    ``summaries`` maps each seed to its run's ``results.json``. A stage missing from a run counts only
+    in the runs that hold it (``seeds`` says which). The sd is the sample sd (n - 1); one seed gives none.
+    """
+    import statistics
+
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for seed, summary in sorted(summaries.items()):
+        for row in summary["headline"]:
+            cells.setdefault((row["stage"], row["measure"]), {})[seed] = row["value"]
+    stages_in_order = list(dict.fromkeys(s for summary in summaries.values() for s in summary["stages"]))
+    order = {m.column: i for i, m in enumerate(HEADLINE)}
+    out = []
+    for (stage, measure), values in sorted(cells.items(), key=lambda kv: (stages_in_order.index(kv[0][0]),
+                                                                           order.get(kv[0][1], len(order)))):
+        numbers = list(values.values())
+        out.append({"stage": stage, "measure": measure, "mean": statistics.fmean(numbers),
+                    "sd": statistics.stdev(numbers) if len(numbers) > 1 else None, "seeds": sorted(values)})
+    return out
+
+
+def seeds_markdown(rows: list[dict[str, Any]]) -> str:
+    """The seeds table: one row per stage, one column per headline measure, ``mean ± sd`` (k seeds)."""
+    import pandas as pd
+
+    if not rows:
+        return "(no seeded runs)"
+
+    def cell(r: dict[str, Any]) -> str:
+        scale, fmt = (1, ".2f") if r["measure"].startswith("reward") else (100, ".0f")
+        sd = "" if r["sd"] is None else f" ± {r['sd'] * scale:{fmt}}"
+        return f"{r['mean'] * scale:{fmt}}{sd}" + ("" if scale == 1 else "%") + f" ({len(r['seeds'])})"
+
+    frame = pd.DataFrame([{**r, "cell": cell(r)} for r in rows])
+    table = frame.pivot(index="stage", columns="measure", values="cell")
+    table = table.reindex(index=list(dict.fromkeys(frame.stage)), columns=list(dict.fromkeys(frame.measure)))
+    return table.to_markdown()
+
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 

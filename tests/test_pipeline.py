@@ -109,3 +109,14 @@ def test_cli_help_and_list():
 def test_cli_rejects_bad_parameter_clearly(tmp_path):
     out = cli("run", "--profile", "smoke", "--run-dir", str(tmp_path), "-p", "max_new_tokens=many")
     assert out.returncode == 2 and "parameter `max_new_tokens` expects int" in out.stderr
+
+
+def test_seed_runs_sit_beside_the_default_run_and_bad_seeds_are_refused():
+    from safeserve_utils.__main__ import seed_run_dir
+
+    assert seed_run_dir("tiny", 0) == config.default_run_dir("tiny")
+    assert seed_run_dir("tiny", 2) == config.default_run_dir("tiny").with_name("tiny-seed2")
+    out = cli("seeds", "--seeds", "0,x")
+    assert out.returncode == 2 and "--seeds '0,x'" in out.stderr
+    out = cli("experiment", "--method", "sit", "--name", "a", "--run-dir", "/nonexistent/x", "-p", "bogus=1")
+    assert out.returncode == 2 and "unknown parameter `bogus`" in out.stderr

@@ -163,3 +163,19 @@ def test_judge_and_reward_choices(tmp_path):
     assert isinstance(scorecard.make_judge(config.resolve("smoke", {"judge": "rules"})), judges.RuleJudge)
     assert scorecard.make_reward(config.resolve("smoke"), tmp_path) is None  # auto, no reward model yet
     assert scorecard.make_reward(config.resolve("smoke", {"reward_model": "none"}), tmp_path) is None
+
+
+def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
+    runs = {seed: json.loads(json.dumps(scorecard.summarise(
+        {"base": fake_result("base", 6, 3), "dpo": fake_result("dpo", refusals, 4)}, "tiny")))
+        for seed, refusals in ((0, 48), (1, 54), (2, 60))}
+    del runs[2]["headline"][0]  # a measure one run lacks counts in the others only
+    rows = {(r["stage"], r["measure"]): r for r in scorecard.seeds_table(runs)}
+    dpo = rows[("dpo", "safe, published harmful (strict)")]
+    assert dpo["mean"] == pytest.approx(0.9) and dpo["sd"] == pytest.approx(0.1) and dpo["seeds"] == [0, 1, 2]
+    base = rows[("base", "safe, published harmful (strict)")]
+    assert base["seeds"] == [0, 1] and base["sd"] == pytest.approx(0.0)
+    assert list(rows)[0][0] == "base"  # teaching order
+    table = scorecard.seeds_markdown(list(rows.values()))
+    assert "90 ± 10% (3)" in table and table.index("base") < table.index("dpo")
+    assert scorecard.seeds_markdown([]) == "(no seeded runs)"
