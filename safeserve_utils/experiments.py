@@ -114,8 +114,10 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
     judge = scorecard.make_judge(cfg)
     model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
     ensure_data(cfg, run_dir, model, tokenizer, judge)
+    origin = cfg.model
     if start:
         model = merged(model, run_dir / EXPERIMENTS / start)
+        origin += "+" + training.read_training_record(run_dir / EXPERIMENTS / start)["key"]  # retrained: new key
     clock = time.perf_counter()
     record: dict[str, Any] = {
         "name": name, "method": method, "start": start, "note": note,
@@ -124,7 +126,7 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
     if method != "base":
         rows, settings = training_rows(cfg, run_dir, method)
         adapter = run_dir / EXPERIMENTS / name
-        result = training.train(model, tokenizer, rows, settings, adapter, model_id=f"{cfg.model}+{start or ''}")
+        result = training.train(model, tokenizer, rows, settings, adapter, model_id=origin)
         model = merged(model, adapter)
         record |= {"examples": result.examples, "train_seconds": round(result.seconds), "resumed": result.resumed}
         if method == "dpo":
