@@ -71,12 +71,10 @@ def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list
 
 
 def merged(model: Any, adapter: Path) -> Any:
-    """``model`` with the LoRA adapter in ``adapter`` merged in (exact, and faster to generate with)."""
-    from peft import PeftModel
-
+    """``model`` with a try's adapter merged in; a try that was never trained is a clear error."""
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; train the try named {adapter.name!r} first")
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+    return modeling.merge_adapter(model, adapter)
 
 
 def dev_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .judges import Verdict
+from .judges import Verdict, _digest
 from .modeling import ALPACA_TEMPLATE
 
 PARSE_RULES = ("exact", "substring")  # LlamaGuard-7b scripts | Llama-Guard-2-8B notebooks
@@ -62,12 +62,9 @@ class LlamaGuardJudge:
 
     def fingerprint(self) -> str:
         """The guard's weights, its chat template and the parse rule: what its verdicts depend on."""
-        import hashlib
-
         from .generation import model_fingerprint
 
-        parts = [model_fingerprint(self.model), self.tokenizer.chat_template, self.rule, str(self.max_new_tokens)]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        return _digest(model_fingerprint(self.model), self.tokenizer.chat_template, self.rule, self.max_new_tokens)
 
     def task_prompt(self, prompt: str, response: str) -> str:
         return self.tokenizer.apply_chat_template(guard_conversation(prompt, response), tokenize=False)

@@ -132,6 +132,13 @@ def resolve_model_path(model: str, offline: bool = True) -> str:
     return model
 
 
+def merge_adapter(model: Any, adapter: str | Path) -> Any:
+    """``model`` with the LoRA adapter saved in ``adapter`` merged in: exact, and faster to generate with."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
+
+
 def load_model(model: str, offline: bool = True, dtype: str = "float32") -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, ready for batched generation (left padding)."""
     import torch

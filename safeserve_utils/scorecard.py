@@ -69,12 +69,10 @@ def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]
     model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
     if stage == "base":
         return model, tokenizer
-    from peft import PeftModel
-
     adapter = training.adapter_dir(run_dir, stage)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval(), tokenizer
+    return modeling.merge_adapter(model, adapter), tokenizer
 
 
 def _digest(obj: Any) -> str:
