@@ -70,6 +70,7 @@ class Profile:
     dpo_sft_weight: float = 1.0  # DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)
     dpo_lora_r: int = 8  # DPO: LoRA rank
     dpo_lora_alpha: int = 32  # DPO: LoRA alpha
+    dpo_start: str = "base"  # DPO: the model it starts from and is held to: base | a SIT stage of the ablation, e.g. sit-n120
     rm_epochs: float = 1.0  # reward model: epochs over the preference pairs
     rm_lr: float = 2e-4  # reward model: learning rate
     raft_prompts: int = 32  # RAFT: prompts per iteration B (half harmful, half benign)
@@ -114,6 +115,7 @@ class Profile:
             "eval_own_per_set": self.eval_own_per_set >= 0,
             "eval_max_new_tokens": self.eval_max_new_tokens >= 1,
             "sit_ablation": bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", self.sit_ablation)),
+            "dpo_start": self.dpo_start == "base" or bool(re.fullmatch(r"sit-n\d+", self.dpo_start)),
             "sit_epochs": self.sit_epochs > 0,
             "sit_lr": 0 < self.sit_lr < 1,
             "dpo_epochs": self.dpo_epochs > 0,
@@ -142,6 +144,9 @@ class Profile:
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}")
+        if self.dpo_start != "base" and int(self.dpo_start.removeprefix("sit-n")) not in self.sit_ns:
+            raise ConfigError(f"parameter `dpo_start` is {self.dpo_start!r}, but `sit_ablation` trains only "
+                              f"{', '.join(f'sit-n{n}' for n in self.sit_ns)}")
 
     @property
     def sit_ns(self) -> list[int]:

@@ -115,7 +115,7 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
     origin = cfg.model
     if start:
         model = merged(model, run_dir / EXPERIMENTS / start)
-        origin += "+" + training.read_training_record(run_dir / EXPERIMENTS / start)["key"]  # retrained: new key
+        origin = training.stacked_id(origin, run_dir / EXPERIMENTS / start)
     clock = time.perf_counter()
     record: dict[str, Any] = {
         "name": name, "method": method, "start": start, "note": note,

@@ -65,14 +65,23 @@ def eval_sets(run_dir: str | Path, split: str = "eval") -> dict[str, list[dict[s
 
 
 def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]:
-    """The base model, with the stage's LoRA adapter merged in (merged weights generate faster)."""
-    model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    """The base model, with the stage's LoRA adapter merged in (merged weights generate faster).
+
+    A stage trained on top of another (DPO from a SIT model) has that one merged in first.
+    """
     if stage == "base":
-        return model, tokenizer
+        return modeling.load_model(cfg.model, offline=cfg.offline)
     adapter = training.adapter_dir(run_dir, stage)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
+    below = (training.read_training_record(adapter) or {}).get("on_top_of") or "base"
+    model, tokenizer = load_stage(cfg, run_dir, below)
     return modeling.merge_adapter(model, adapter), tokenizer
+
+
+def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
+    """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
+    return cfg.model if stage == "base" else training.stacked_id(cfg.model, training.adapter_dir(run_dir, stage))
 
 
 def _digest(obj: Any) -> str:

@@ -163,6 +163,7 @@ def train(
     trainer_hook: Callable[[Any], None] | None = None,
     arguments: dict[str, Any] | None = None,
     start_adapter: str | Path | None = None,
+    on_top_of: str = "",
 ) -> TrainResult:
     """Train a LoRA adapter on ``rows`` (TRL conversational prompt/completion or prompt/chosen/rejected).
 
@@ -171,7 +172,8 @@ def train(
     ``model`` is left without the adapter (the trainer's copy is unloaded), so it can be reused.
     ``arguments`` overrides trainer arguments (``benchmarks/training.py`` restores TRL's defaults).
     ``start_adapter`` continues training an existing adapter (RAFT's iterations) instead of a new one,
-    so every saved adapter applies to the base model on its own.
+    so every saved adapter applies to the base model on its own. ``on_top_of`` names the stage already
+    merged into ``model`` (DPO from a SIT model): recorded, so the stage is loaded on top of that one.
     """
     from datasets import Dataset
 
@@ -211,12 +213,22 @@ def train(
         finally:
             trainer.model.unload()  # take the LoRA layers out of ``model`` again, unmerged, even on failure
         tokens = math.ceil(settings.epochs * _count_tokens(tokenizer, rows))
-        record = {"key": key, "stage": adapter.name, "settings": dataclasses.asdict(settings), "model": model_id,
+        record = {"key": key, "stage": adapter.name, "on_top_of": on_top_of,
+                  "settings": dataclasses.asdict(settings), "model": model_id,
                   "examples": len(rows), "tokens": tokens, "seconds": round(seconds, 1),
                   "log_history": trainer.state.log_history}
         (tmp / TRAINING_FILE).write_text(json.dumps(record, indent=2, default=str))
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
     return TrainResult(adapter, record["log_history"], seconds, len(rows), tokens)
+
+
+def stacked_id(model_id: str, start: Path) -> str:
+    """The id of a model that is ``model_id`` with the adapter in ``start`` merged in: a retrained start
+    has a new key, so whatever is trained on top of it is retrained too."""
+    record = read_training_record(start)
+    if record is None:
+        raise TrainingError(f"{start}: no {TRAINING_FILE}; train the stage named {start.name!r} first")
+    return f"{model_id}+{record['key']}"
 
 
 def _trainer(settings: TrainSettings, model: Any, tokenizer: Any, dataset: Any, args: Any,

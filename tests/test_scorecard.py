@@ -179,3 +179,25 @@ def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     table = scorecard.seeds_markdown(list(rows.values()))
     assert "90 ± 10% (3)" in table and table.index("base") < table.index("dpo")
     assert scorecard.seeds_markdown([]) == "(no seeded runs)"
+
+
+def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
+    """DPO from a SIT model: its adapter applies to base + SIT, so loading it must merge SIT first."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    cfg = config.resolve("smoke")
+    model, _ = scorecard.load_stage(cfg, tmp_path, "base")
+    for stage, below in (("sit-n16", ""), ("dpo", "sit-n16")):
+        lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+        lora.save_pretrained(str(tmp_path / "adapters" / stage))
+        (tmp_path / "adapters" / stage / "training.json").write_text(json.dumps({"key": stage, "on_top_of": below}))
+        model = lora.merge_and_unload()
+    stacked, _ = scorecard.load_stage(cfg, tmp_path, "dpo")
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.allclose(stacked(ids).logits, model(ids).logits, atol=1e-4)
+        alone, _ = scorecard.load_stage(cfg, tmp_path, "sit-n16")
+        assert not torch.allclose(alone(ids).logits, model(ids).logits, atol=1e-4)
+    assert scorecard.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
+    assert scorecard.stage_id(cfg, tmp_path, "base") == cfg.model
