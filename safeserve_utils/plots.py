@@ -80,27 +80,38 @@ def rates_by_stage(rows: list[dict[str, Any]], metric: str = "safe_rate", title:
     return fig
 
 
-def sit_curve(rows: list[dict[str, Any]], paper: dict[str, dict[str, float]] | None = None) -> Any:
-    """Safe rate against the number of safety demonstrations n (the paper's SIT ablation)."""
+def sit_curve(rows: list[dict[str, Any]], paper: dict[str, dict[str, float]] | None = None,
+              instructions: int = 0) -> Any:
+    """Safe rate on the harmful sets (solid) and over-refusal on the borderline ones (dashed) against the
+    number of safety demonstrations n (the paper's SIT ablation). With ``instructions`` (the mix's other
+    rows), a top axis gives the safety share of the mix, n / (n + instructions): a small model learns
+    that share as a prior, so the two curves rise together unless the mix teaches the distinction."""
     import re
 
     import matplotlib.pyplot as plt
 
     frame = _frame(rows)
-    frame = frame[(frame.metric == "safe_rate") & frame.stage.str.fullmatch(r"sit-n\d+")]
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for name, part in frame.groupby("set", sort=False):
+    frame = frame[frame.stage.str.fullmatch(r"sit-n\d+")
+                  & (((frame.metric == "safe_rate") & ~frame.set.str.contains("borderline"))
+                     | ((frame.metric == "over_refusal") & frame.set.str.contains("borderline")))]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (name, metric), part in frame.groupby(["set", "metric"], sort=False):
         part = part.assign(n_safety=part.stage.str.extract(r"(\d+)$")[0].astype(int)).sort_values("n_safety")
-        ax.errorbar(part.n_safety, part.value, yerr=[part.value - part.lo, part.hi - part.value],
-                    marker="o", capsize=2, label=name.split("_", 1)[1])
+        label = name.split("_", 1)[1] + (" (over-refusal)" if metric == "over_refusal" else "")
+        ax.errorbar(part.n_safety, part.value, yerr=[part.value - part.lo, part.hi - part.value], marker="o",
+                    capsize=2, label=label, linestyle="--" if metric == "over_refusal" else "-")
     for row, rates in (paper or {}).items():
         if m := re.fullmatch(r"SIT n=(\d+)", row):
             ax.scatter([int(m.group(1))], [sum(rates.values()) / len(rates)], marker="x", color="black")
+    if instructions > 0:
+        top = ax.secondary_xaxis("top", functions=(lambda n: n / (n + instructions),
+                                                   lambda share: share * instructions / (1 - share)))
+        top.set_xlabel("safety share of the SIT mix")
     ax.set_xlabel("safety demonstrations n")
-    ax.set_ylabel("safe rate")
+    ax.set_ylabel("rate")
     ax.set_ylim(0, 1.05)
-    ax.set_title("SIT: safe rate vs n (x = paper, mean of I-sets)")
-    ax.legend(fontsize=8)
+    ax.set_title("SIT: safe rate (solid) and over-refusal (dashed) vs n; x = paper")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import random
 import statistics
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
+
+from . import generation, modeling, scorecard, stats, training
+from .data import conversation, read_rows
+from .io import atomic_write_json
 
 MODES = ("best", "random", "top_alpha")
 
@@ -84,14 +90,34 @@ def two_by_two(base_safe: Sequence[bool], picked_safe: Sequence[bool]) -> dict[s
     return table
 
 
+def kept_safe(record: dict[str, Any]) -> dict[str, bool]:
+    """One iteration's record: the judge's verdict on the answer kept for each prompt (prompt -> safe)."""
+    index = {p: i for i, p in enumerate(record["prompts"])}
+    return {pick["prompt"]: record["safe"][index[pick["prompt"]]][pick["index"]] for pick in record["picks"]}
+
+
+def kept_vs_random(best: Sequence[dict[str, Any]], random_twin: Sequence[dict[str, Any]],
+                   prompts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per iteration: is the answer RAFT kept safer than the one its random twin kept for the same
+    prompt? An exact McNemar test on the prompts both kept (only ``prompts`` if given, e.g. the harmful
+    ones). In iteration 1 both choose among the very same K samples, so the test isolates the ranking."""
+    rows = []
+    for ours, twin in zip(best, random_twin):
+        a, b = kept_safe(twin), kept_safe(ours)
+        common = [p for p in b if p in a and (prompts is None or p in prompts)]
+        if not common:
+            continue
+        test = stats.mcnemar([a[p] for p in common], [b[p] for p in common])
+        rows.append({"iteration": ours["iteration"], "n": test["n"], "random kept safe": test["rate_a"],
+                     "RAFT kept safe": test["rate_b"], "difference": test["diff"], "lo": test["lo"],
+                     "hi": test["hi"], "p": test["p"], "RAFT's pick is": stats.verdict(test["diff"], test["p"])})
+    return rows
+
+
 def prompt_pool(run_dir: Any, count: int, seed: int) -> list[dict[str, Any]]:
     """RAFT's training prompts: half harmful (the SIT safety pool's requests), half benign (the SIT
     instructions), as the paper's 50% safe / 50% unsafe mix. Never an evaluation prompt: both files
     were filtered against every evaluation set in 01_data."""
-    from pathlib import Path
-
-    from .data import read_rows
-
     folder = Path(run_dir) / "data"
     harmful = read_rows(folder / "sit_safety_pool.jsonl")
     benign = read_rows(folder / "sit_instructions.jsonl")
@@ -109,14 +135,6 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
     also written to ``<run>/raft/<prefix>.json``. Sampling goes through the cached batched engine, so
     a re-run, and the random baseline's first round, reuse the samples already drawn.
     """
-    import time
-    from dataclasses import asdict, replace
-    from pathlib import Path
-
-    from . import generation, modeling, scorecard, training
-    from .data import conversation
-    from .io import atomic_write_json
-
     settings = training.raft_settings(cfg)
     sampling = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens,
                                              temperature=cfg.raft_temperature, top_p=0.95)
@@ -143,7 +161,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
                                 start_adapter=training.adapter_dir(run_dir, previous) if previous else None)
         sampled_tokens = sum(len(tok(s, add_special_tokens=False).input_ids) for s in flat)
         history.append({
-            "iteration": iteration, "stage": stage, "mode": mode,
+            "iteration": iteration, "stage": stage, "mode": mode, "prompts": list(prompts),
             **iteration_stats(samples, rewards, picks, safe, picked_safe),
             "sample_seconds": round(sample_seconds, 1), "sampled_tokens": sampled_tokens,
             "train_seconds": result.seconds, "resumed": result.resumed,
@@ -152,3 +170,27 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         previous = stage
     atomic_write_json(Path(run_dir) / "raft" / f"{prefix}.json", history)
     return history
+
+
+def error_analysis(cfg: Any, run_dir: Any, pool: Sequence[dict[str, Any]], best: Sequence[dict[str, Any]],
+                   judge: Any) -> dict[str, Any]:
+    """The paper's Tables 7 and 8 on the harmful prompts of the pool: the base model's greedy answer
+    against the answer RAFT kept in iteration 1 (did ranking pick an unsafe answer where the model
+    would have refused?), and against the first RAFT model's greedy answer (did training move it?)."""
+    harmful = [p["prompt"] for p in pool if p["kind"] == "harmful"]
+    greedy = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens)
+
+    def answers(stage: str) -> tuple[list[str], list[bool]]:
+        model, tokenizer = scorecard.load_stage(cfg, run_dir, stage)
+        said = generation.cached_generate(model, tokenizer, harmful, greedy)
+        return said, [v.safe for v in judge.judge(harmful, said)]
+
+    base_answers, base_safe = answers("base")
+    first = best[0]
+    kept = kept_safe(first)
+    with_kept = [(b, kept[p]) for p, b in zip(harmful, base_safe) if p in kept]
+    trained_answers, trained_safe = answers(first["stage"])
+    return {"kept": two_by_two([b for b, _ in with_kept], [k for _, k in with_kept]),
+            "trained": two_by_two(base_safe, trained_safe),
+            "examples": [{"prompt": p, "base": b, first["stage"]: t}
+                         for p, b, t in zip(harmful, base_answers, trained_answers)]}

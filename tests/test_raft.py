@@ -65,6 +65,24 @@ def test_two_by_two():
     assert table == {"safe": {"safe": 1, "unsafe": 1}, "unsafe": {"safe": 1, "unsafe": 1}}
 
 
+def _record(iteration, prompts, safe, kept_index):
+    return {"iteration": iteration, "prompts": prompts, "safe": safe,
+            "picks": [{"prompt": p, "index": i} for p, i in zip(prompts, kept_index)]}
+
+
+def test_kept_vs_random_pairs_the_kept_answers_by_prompt():
+    """Twelve prompts whose samples are [unsafe, safe]: RAFT keeps the safe one of ten, the twin of two."""
+    prompts = [f"p{i}" for i in range(12)]
+    safe = [[False, True]] * 12
+    best = _record(1, prompts, safe, [1] * 10 + [0] * 2)
+    twin = _record(1, prompts, safe, [1] * 2 + [0] * 10)
+    row, = raft.kept_vs_random([best], [twin])
+    assert (row["n"], row["RAFT kept safe"], row["random kept safe"]) == (12, 10 / 12, 2 / 12)
+    assert row["p"] < 0.01 and row["RAFT's pick is"] == "safer"
+    only, = raft.kept_vs_random([best], [twin], prompts=prompts[8:])  # 8, 9 safer; 10, 11 unsafe in both
+    assert only["n"] == 4 and only["difference"] == 0.5 and only["RAFT's pick is"] == "no significant difference"
+
+
 # ----------------------------------------------------------------------------- end to end on smoke
 
 @pytest.fixture(scope="module")
@@ -121,3 +139,12 @@ def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, mon
     assert (run / "adapters" / "raft-it1" / "adapter_config.json").exists()
     assert (run / "raft" / "raft-random-it.json").exists()
     assert scorecard.stages(run) == ["base", "raft-it1", "raft-random-it1"]
+    # The paired test compares the two kept answers of each prompt; the 2x2 tables cover the harmful ones.
+    pool = raft.prompt_pool(run, cfg.raft_prompts, cfg.seed)
+    harmful = [p["prompt"] for p in pool if p["kind"] == "harmful"]
+    row, = raft.kept_vs_random(best, random_twin, prompts=set(harmful))
+    assert row["n"] == len(harmful) and 0 <= row["p"] <= 1
+    analysis = raft.error_analysis(cfg, run, pool, best, judge)
+    for table in (analysis["kept"], analysis["trained"]):
+        assert sum(sum(row.values()) for row in table.values()) == len(harmful)
+    assert [e["prompt"] for e in analysis["examples"]] == harmful
