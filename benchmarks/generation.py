@@ -28,19 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-from safeserve_utils import config, data, generation, judges, modeling
-
-
-def matmul_gflops(seconds: float = 3.0) -> float:
-    """fp32 matrix-multiply rate at the shapes of a 128-row decoding step (576 x 1536), in GFLOP/s."""
-    a, w = torch.randn(128, 576), torch.randn(1536, 576)
-    for _ in range(10):
-        torch.nn.functional.linear(a, w)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.nn.functional.linear(a, w)
-        count += 1
-    return 2 * 128 * 576 * 1536 * count / (time.perf_counter() - start) / 1e9
+from safeserve_utils import config, data, generation, judges, modeling, system
 
 
 def naive(lm, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -109,7 +97,7 @@ def main() -> None:
     if args.ctranslate2:
         paths.update(ctranslate2_paths(lm, tokenizer, folder.name))
 
-    gflops = matmul_gflops()
+    gflops = system.matmul_gflops()
     params = sum(p.numel() for p in lm.parameters())
     embedding = lm.get_input_embeddings().weight.numel()
     prompt_tokens = sum(len(tokenizer(modeling.format_chat(tokenizer, p), add_special_tokens=False).input_ids)

@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 from importlib import metadata
 from typing import Any
 
@@ -13,6 +14,22 @@ from . import config
 
 #: Below this much memory the `tiny` profile's DPO stage (policy + reference on CPU) may not fit.
 MIN_MEMORY_GIB = 8
+
+
+def matmul_gflops(rows: int = 128, seconds: float = 3.0) -> float:
+    """This machine's fp32 matrix-multiply rate in GFLOP/s, at the shape of a SmolLM2-135M MLP projection
+    (576 -> 1536) on ``rows`` tokens at once: 128 for a batched decoding step, ~1,000 for a training
+    batch. The benchmarks divide their throughput by it, so a speed is read against what the CPU allows."""
+    import torch  # deferred: the machine report must not pay for it
+
+    a, w = torch.randn(rows, 576), torch.randn(1536, 576)
+    for _ in range(10):
+        torch.nn.functional.linear(a, w)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.nn.functional.linear(a, w)
+        count += 1
+    return 2 * rows * 576 * 1536 * count / (time.perf_counter() - start) / 1e9
 
 
 def cpu_flags() -> set[str]:
