@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import progress
 from .io import atomic_path
 
 ADAPTERS = "adapters"
@@ -202,7 +203,8 @@ def train(
         model = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True)
     with atomic_path(adapter) as tmp:
         args = cpu_arguments(settings, tmp / "trainer", **(arguments or {}))
-        trainer = _trainer(settings, model, tokenizer, dataset, args, list(callbacks))
+        trainer = _trainer(settings, model, tokenizer, dataset, args,
+                           [progress.training_progress(f"{adapter.name} ({settings.method})"), *callbacks])
         try:
             if trainer_hook:
                 trainer_hook(trainer)
