@@ -164,6 +164,7 @@ PROFILES: dict[str, Profile] = {
                      pref_harmful=8, pref_benign=8, eval_per_set=6, eval_own_per_set=6,
                      eval_max_new_tokens=16,
                      sit_ablation="0,16", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
+                     dpo_start="sit-n16",  # so CI exercises DPO trained on top of a SIT stage
                      train_max_length=128, raft_prompts=4, raft_k=2, raft_iterations=1,
                      raft_max_new_tokens=16, raft_epochs=1.0),
     # The default main job: a real result on 2 CPU cores.

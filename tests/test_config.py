@@ -48,6 +48,14 @@ def test_nonsense_values_are_rejected():
         config.resolve("tiny", {"name": "paper"})
 
 
+def test_dpo_start_must_be_base_or_a_sit_stage_the_run_trains():
+    assert config.resolve("tiny", {"dpo_start": "sit-n40"}).dpo_start == "sit-n40"
+    with pytest.raises(config.ConfigError, match="`dpo_start` has an invalid value: 'raft-it1'"):
+        config.resolve("tiny", {"dpo_start": "raft-it1"})
+    with pytest.raises(config.ConfigError, match="`sit_ablation` trains only sit-n0, sit-n40, sit-n120"):
+        config.resolve("tiny", {"dpo_start": "sit-n50"})
+
+
 def test_run_config_records_profile_and_versions(tmp_path):
     cfg = config.resolve("smoke", {"max_new_tokens": 7})
     path = config.write_run_config(cfg, tmp_path)
