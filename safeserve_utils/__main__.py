@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config
+from . import config, rundir
 
 EPILOG = """\
 examples:
@@ -105,9 +105,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from . import experiments
 
     cfg = config.resolve(args.profile, config.parse_overrides(args.param))
-    if not (args.run_dir / config.CONFIG_FILE).exists():
-        config.write_run_config(cfg, args.run_dir)
-    record = experiments.run_recipe(cfg, args.run_dir, args.method, args.name, start=args.start, note=args.note)
+    run_dir = rundir.checked(args.run_dir, args.profile)
+    with rundir.locked(run_dir):
+        if not (run_dir / config.CONFIG_FILE).exists():
+            config.write_run_config(cfg, run_dir)
+        record = experiments.run_recipe(cfg, run_dir, args.method, args.name, start=args.start, note=args.note)
     print(json.dumps(record, indent=2, default=str))
     return 0
 
@@ -119,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(pipeline.describe_parameters(args.profile))
         return 0
     overrides = config.parse_overrides(args.param)
-    run_dir = (args.run_dir or config.default_run_dir(args.profile)).resolve()
+    run_dir = rundir.checked(args.run_dir if args.run_dir is not None else config.default_run_dir(args.profile),
+                             args.profile)
     start = time.perf_counter()
     try:
         results = pipeline.run_chain(args.profile, run_dir, overrides, force=args.force)
@@ -175,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except rundir.RunLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, rundir
 from .io import atomic_write_json
 from .progress import HEADLESS_ENV
 
@@ -137,8 +137,13 @@ def run_chain(
 ) -> list[StageResult]:
     """Run (or resume) the chain; returns one result per stage. Raises ``StageFailed`` on error."""
     cfg = config.resolve(profile, overrides)
-    run_dir = Path(run_dir or config.default_run_dir(profile)).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = rundir.checked(run_dir if run_dir is not None else config.default_run_dir(profile), profile)
+    with rundir.locked(run_dir):
+        return _run_stages(cfg, run_dir, force, stages if stages is not None else notebooks(), log)
+
+
+def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Path],
+                log: Callable[[str], None]) -> list[StageResult]:
     config.write_run_config(cfg, run_dir)
     config.apply_environment(cfg)  # kernels inherit it: no hub look-ups from any stage
     os.environ[HEADLESS_ENV] = "1"  # sparse progress lines instead of widgets nobody sees
@@ -146,7 +151,6 @@ def run_chain(
     code_digest = code_and_data_digest()
     upstream = ""
     results: list[StageResult] = []
-    chain = stages if stages is not None else notebooks()
     for number, path in enumerate(chain, 1):
         params = stage_parameters(path, cfg, run_dir)
         stamp = fingerprint(path, params, upstream, code_digest)

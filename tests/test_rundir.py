@@ -1,0 +1,86 @@
+"""Run directories: never the repository's own files, one run at a time, stale locks taken over."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from safeserve_utils import config, rundir
+from safeserve_utils.__main__ import main
+
+
+@pytest.mark.parametrize("where", ["", ".", "notebooks", "data/sit", "safeserve_utils"])
+def test_a_run_directory_inside_the_sources_is_refused_naming_the_default(where, monkeypatch):
+    monkeypatch.chdir(config.PROJECT_ROOT)
+    with pytest.raises(config.ConfigError, match=r"inside the repository's own files.*runs/smoke"):
+        rundir.checked(where, "smoke")
+
+
+def test_the_cli_refuses_an_empty_run_dir_before_writing_anything(monkeypatch, capsys):
+    """`--run-dir ""` from the repository root once wrote an executed notebook over notebooks/00_setup."""
+    monkeypatch.chdir(config.PROJECT_ROOT)
+    before = (config.PROJECT_ROOT / "notebooks" / "00_setup.ipynb").read_bytes()
+    assert main(["run", "--profile", "smoke", "--run-dir", ""]) == 2
+    assert "inside the repository's own files" in capsys.readouterr().err
+    assert (config.PROJECT_ROOT / "notebooks" / "00_setup.ipynb").read_bytes() == before
+
+
+def test_runs_folder_and_outside_folders_are_allowed(tmp_path):
+    assert rundir.checked(config.RUNS_DIR / "x", "tiny") == (config.RUNS_DIR / "x").resolve()
+    assert rundir.checked(tmp_path / "run", "tiny") == (tmp_path / "run").resolve()
+
+
+def test_a_file_or_a_path_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    for bad in (tmp_path / "f", tmp_path / "f" / "run"):
+        with pytest.raises(config.ConfigError, match="is a file, not a folder"):
+            rundir.checked(bad, "tiny")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    with pytest.raises(config.ConfigError, match="not writable"):
+        rundir.checked(tmp_path / "ro" / "run", "tiny")
+
+
+def test_a_second_holder_is_refused_and_the_lock_is_released_after(tmp_path):
+    with rundir.locked(tmp_path) as lock:
+        owner = json.loads(lock.read_text())
+        assert owner["pid"] == os.getpid()
+        child = subprocess.run([sys.executable, "-c", f"from pathlib import Path; from safeserve_utils import rundir\n"
+                                f"with rundir.locked(Path({str(tmp_path)!r})): pass"],
+                               capture_output=True, text=True)
+        assert child.returncode != 0 and f"in use by process {os.getpid()}" in child.stderr
+    assert not lock.exists()
+    with rundir.locked(tmp_path):  # free again
+        pass
+
+
+def test_a_lock_of_a_dead_process_is_taken_over_with_a_message(tmp_path, capsys):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (tmp_path / rundir.LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    with rundir.locked(tmp_path):
+        assert json.loads((tmp_path / rundir.LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "which no longer runs" in capsys.readouterr().err
+    (tmp_path / rundir.LOCK_FILE).write_text('{"pid": 12')  # cut off mid-write by a kill
+    with rundir.locked(tmp_path):
+        pass
+
+
+def test_the_package_never_runs_remote_code_or_unpickles():
+    """Safe by default, checked in the source: no trust_remote_code=True, no pickle, no unsafe torch.load."""
+    import re
+
+    offences = []
+    for path in sorted((config.PROJECT_ROOT / "safeserve_utils").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if (re.search(r"trust_remote_code\s*=\s*(?!False\b)", code) or re.search(r"\b(c?pickle|dill|joblib)\b", code)
+                    or ("torch.load(" in code and "weights_only=True" not in code)):
+                offences.append(f"{path.name}:{number}: {line.strip()}")
+    assert not offences, offences
