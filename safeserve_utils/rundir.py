@@ -5,13 +5,15 @@ repository's own tree would overwrite its sources: ``--run-dir ""`` once wrote a
 over the tracked ``notebooks/00_setup.ipynb``. Only ``runs/`` (git-ignored) or a folder outside the
 repository may hold a run. Two runs on one directory would train the same adapters and write the same
 records at once, so a run holds a lock file (owner pid and host) for its whole life; a lock left by a
-process that no longer exists is taken over, with a message.
+process that no longer exists is taken over, with a message, and the temporary folders a killed run
+left behind are removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -59,6 +61,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def clean_stale_temps(run_dir: Path) -> list[Path]:
+    """Remove the temporary folders (``.<name>.*.tmp``, see ``io.atomic_path``) that a killed run left in
+    ``run_dir``. Called with the lock held, so no live run of this directory is writing them."""
+    stale = sorted(p for p in run_dir.rglob(".*.tmp") if p.is_dir())
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+        print(f"removed {path}: left behind by an interrupted run", file=sys.stderr)
+    return stale
+
+
 @contextmanager
 def locked(run_dir: Path) -> Iterator[Path]:
     """Hold ``run_dir/.lock`` while the block runs; refuse at once if a live process holds it."""
@@ -83,6 +95,7 @@ def locked(run_dir: Path) -> Iterator[Path]:
         with os.fdopen(fd, "w") as handle:
             json.dump(me, handle)
         break
+    clean_stale_temps(run_dir)
     try:
         yield lock
     finally:

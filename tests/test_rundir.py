@@ -84,3 +84,12 @@ def test_the_package_never_runs_remote_code_or_unpickles():
                     or ("torch.load(" in code and "weights_only=True" not in code)):
                 offences.append(f"{path.name}:{number}: {line.strip()}")
     assert not offences, offences
+
+
+def test_temporary_folders_of_a_killed_run_are_removed_when_the_lock_is_taken(tmp_path):
+    left = tmp_path / "adapters" / ".sit-n40.abc123.tmp"
+    (left / "payload").mkdir(parents=True)
+    kept = tmp_path / "adapters" / "sit-n40"
+    kept.mkdir()
+    with rundir.locked(tmp_path):
+        assert not left.exists() and kept.exists()
