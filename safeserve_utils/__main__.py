@@ -117,10 +117,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
 
+    overrides = config.parse_overrides(args.param)
+    config.resolve(args.profile, overrides)  # a bad override is refused before anything runs, --list too
     if args.list:
         print(pipeline.describe_parameters(args.profile))
         return 0
-    overrides = config.parse_overrides(args.param)
     run_dir = rundir.checked(args.run_dir if args.run_dir is not None else config.default_run_dir(args.profile),
                              args.profile)
     start = time.perf_counter()

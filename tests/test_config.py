@@ -48,6 +48,24 @@ def test_nonsense_values_are_rejected():
         config.resolve("tiny", {"name": "paper"})
 
 
+@pytest.mark.parametrize("key, value", [
+    ("dpo_beta", float("inf")), ("sit_lr", float("nan")), ("sit_epochs", 1e-300), ("threads", 1_000_000),
+    ("max_new_tokens", 1_000_000_000), ("train_batch_size", 1_000_000_000), ("seed", -1),
+    ("judge", "bogus"), ("reward_model", "bogus"),
+])
+def test_values_that_would_fail_late_are_refused_when_the_profile_is_built(key, value):
+    """Each of these used to pass and fail (or hang) only inside the stage that used it."""
+    with pytest.raises(config.ConfigError, match=f"parameter `{key}`"):
+        config.resolve("tiny", {key: value})
+
+
+def test_judge_and_reward_model_accept_keywords_folders_and_hub_ids(tmp_path):
+    for judge in ("learned", "rules", "meta-llama/Llama-Guard-3-1B", str(tmp_path)):
+        assert config.resolve("tiny", {"judge": judge}).judge == judge
+    with pytest.raises(config.ConfigError, match="an existing model folder or a hub id"):
+        config.resolve("tiny", {"reward_model": str(tmp_path / "missing")})
+
+
 def test_dpo_start_must_be_base_or_a_sit_stage_the_run_trains():
     assert config.resolve("tiny", {"dpo_start": "sit-n40"}).dpo_start == "sit-n40"
     with pytest.raises(config.ConfigError, match="`dpo_start` has an invalid value: 'raft-it1'"):

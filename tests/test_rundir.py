@@ -93,3 +93,8 @@ def test_temporary_folders_of_a_killed_run_are_removed_when_the_lock_is_taken(tm
     kept.mkdir()
     with rundir.locked(tmp_path):
         assert not left.exists() and kept.exists()
+
+
+def test_list_refuses_an_unknown_override(capsys):
+    assert main(["run", "--list", "--profile", "tiny", "-p", "bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
