@@ -1,4 +1,5 @@
-"""Run directories: never the repository's own files, one run at a time, stale locks taken over."""
+"""Faults a hostile new user tries: run directories inside the sources, concurrent runs, stale locks and
+temporary folders, bad overrides, unsafe loading in the package; each names the problem and loses nothing."""
 
 import json
 import os
