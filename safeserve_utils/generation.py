@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import assets
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .modeling import format_chat
 from .progress import progress
 
@@ -158,7 +158,7 @@ def cached_generate(
     parameters takes about a second, and an evaluation calls this once per set).
     """
     store = Path(cache_dir or default_cache_dir()) / (fingerprint or model_fingerprint(model)) / f"{settings.key()}.json"
-    cached: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    cached: dict[str, str] = read_json(store) or {}  # shared by every run: a damaged file is moved aside
     keys = [prompt_key(format_chat(tokenizer, p)) for p in prompts]
     missing = sorted({k: p for k, p in zip(keys, prompts) if k not in cached}.items())
     if missing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,3 +56,26 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | Path, kind: type = dict) -> Any:
+    """The JSON record at ``path``, or None if there is none *or it is damaged*.
+
+    A record that does not parse (a kill mid-write on a filesystem without atomic rename, a disk
+    error, a hand edit) or is not a ``kind`` is moved aside to ``<name>.corrupt``, with a message naming
+    both paths, so the caller rebuilds it instead of failing on every re-run.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(value, kind):
+            return value
+        problem = f"holds a {type(value).__name__}, not a {kind.__name__}"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = f"does not parse ({exc})"
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    print(f"{path} {problem}: moved aside to {aside}; it will be rebuilt", file=sys.stderr)
+    return None

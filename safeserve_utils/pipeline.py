@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, rundir
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .progress import HEADLESS_ENV
 
 NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
@@ -93,13 +93,7 @@ def fingerprint(path: Path, params: dict[str, Any], upstream: str, code_digest: 
 
 
 def load_stages(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / STAGES_FILE
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}  # a damaged record only costs a re-run
+    return read_json(run_dir / STAGES_FILE) or {}  # a damaged record is moved aside: it costs a re-run
 
 
 def execute(path: Path, output: Path, params: dict[str, Any]) -> None:

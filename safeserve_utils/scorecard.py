@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from . import evaluation, generation, modeling, stats, training
 from .config import Profile
 from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, read_json
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
@@ -111,10 +111,9 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     weights = generation.model_fingerprint(model)
     key = evaluation_key(weights, sets, settings, judge, reward)
     path = Path(run_dir) / SPLITS[split][1] / f"{stage}.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return stored
+    stored = read_json(path)  # damaged: moved aside and re-evaluated
+    if stored is not None and stored.get("key") == key:
+        return stored
 
     def answer(prompts: list[str]) -> list[str]:
         return generation.cached_generate(model, tokenizer, prompts, settings, fingerprint=weights)
@@ -133,8 +132,8 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 def collect(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """The evaluation of every stage the run holds now, in teaching order (stale files are ignored)."""
     folder = Path(run_dir) / EVAL_DIR
-    return {stage: json.loads((folder / f"{stage}.json").read_text())
-            for stage in stages(run_dir) if (folder / f"{stage}.json").exists()}
+    found = {stage: read_json(folder / f"{stage}.json") for stage in stages(run_dir)}
+    return {stage: record for stage, record in found.items() if record is not None}
 
 
 def metric_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

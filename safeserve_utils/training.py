@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
-from .io import atomic_path
+from .io import atomic_path, read_json
 
 ADAPTERS = "adapters"
 TRAINING_FILE = "training.json"
@@ -149,8 +149,7 @@ def _count_tokens(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> int:
 
 
 def read_training_record(adapter: Path) -> dict[str, Any] | None:
-    path = Path(adapter) / TRAINING_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(Path(adapter) / TRAINING_FILE)  # damaged: moved aside, so the stage is retrained
 
 
 def train(

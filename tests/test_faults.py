@@ -99,3 +99,51 @@ def test_temporary_folders_of_a_killed_run_are_removed_when_the_lock_is_taken(tm
 def test_list_refuses_an_unknown_override(capsys):
     assert main(["run", "--list", "--profile", "tiny", "-p", "bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", [b'{"a": 1', b"\xff\xfe not text", b"[1, 2]", b""])
+def test_a_damaged_record_is_moved_aside_named_and_rebuilt(tmp_path, capsys, damage):
+    from safeserve_utils.io import read_json
+
+    path = tmp_path / "stages.json"
+    path.write_bytes(damage)
+    assert read_json(path) is None
+    assert not path.exists() and (tmp_path / "stages.json.corrupt").read_bytes() == damage
+    assert f"{path}" in capsys.readouterr().err
+    assert read_json(path) is None  # missing now: nothing to report
+
+
+def test_damaged_run_records_cost_a_rebuild_not_a_traceback(tmp_path):
+    """stages.json, an adapter's training.json, an eval file and the shared generation cache."""
+    from safeserve_utils import pipeline, scorecard, training
+
+    (tmp_path / "stages.json").write_text('{"00_setup.ipynb": {"status": "ok"')
+    assert pipeline.load_stages(tmp_path) == {}
+    adapter = tmp_path / "adapters" / "sit-n0"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "training.json").write_text("not json")
+    assert training.read_training_record(adapter) is None
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sit-n0.json").write_text("[]")
+    assert scorecard.collect(tmp_path) == {}
+    assert sorted(p.name for p in tmp_path.rglob("*.corrupt")) == ["sit-n0.json.corrupt", "stages.json.corrupt",
+                                                                  "training.json.corrupt"]
+
+
+def test_a_damaged_generation_cache_file_is_regenerated(tmp_path, monkeypatch):
+    from safeserve_utils import generation
+
+    class Tok:
+        def apply_chat_template(self, messages, **kwargs):
+            return messages[-1]["content"]
+
+    calls = []
+    monkeypatch.setattr(generation, "generate", lambda model, tok, prompts, **kw: calls.append(prompts) or
+                        [p.upper() for p in prompts])
+    settings = generation.GenerationSettings(max_new_tokens=4)
+    store = tmp_path / "fp" / f"{settings.key()}.json"
+    store.parent.mkdir()
+    store.write_text('{"truncated')
+    assert generation.cached_generate(None, Tok(), ["hi"], settings, cache_dir=tmp_path, fingerprint="fp") == ["HI"]
+    assert calls == [["hi"]] and (tmp_path / "fp" / f"{settings.key()}.json.corrupt").exists()
