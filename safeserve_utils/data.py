@@ -152,10 +152,15 @@ def read_jsonl(path: str | Path, schema: Schema) -> list[Row]:
         raise DataError(f"{path}: file not found")
     rows: list[Row] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        where = f"{path}, line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+                            "save the file as UTF-8") from None
         if not line.strip():
             continue
-        where = f"{path}, line {number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -169,9 +174,13 @@ def read_jsonl(path: str | Path, schema: Schema) -> list[Row]:
 
 
 def load_project(name: str, data_dir: Path = DATA_DIR) -> list[Row]:
-    """One of the project's own files (see ``PROJECT_FILES``), validated."""
-    relative, schema, _ = PROJECT_FILES[name]
-    return read_jsonl(data_dir / relative, schema)
+    """One of the project's own files (see ``PROJECT_FILES``), validated, with at least its minimum rows."""
+    relative, schema, minimum = PROJECT_FILES[name]
+    rows = read_jsonl(data_dir / relative, schema)
+    if len(rows) < minimum:
+        raise DataError(f"{data_dir / relative}: {len(rows)} rows, but the workbook needs at least {minimum} "
+                        "(restore the file from the repository, or add rows)")
+    return rows
 
 
 def read_rows(path: str | Path) -> list[Row]:

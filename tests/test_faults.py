@@ -3,6 +3,7 @@ temporary folders, bad overrides, unsafe loading in the package; each names the 
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -75,8 +76,6 @@ def test_a_lock_of_a_dead_process_is_taken_over_with_a_message(tmp_path, capsys)
 
 def test_the_package_never_runs_remote_code_or_unpickles():
     """Safe by default, checked in the source: no trust_remote_code=True, no pickle, no unsafe torch.load."""
-    import re
-
     offences = []
     for path in sorted((config.PROJECT_ROOT / "safeserve_utils").rglob("*.py")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -147,3 +146,18 @@ def test_a_damaged_generation_cache_file_is_regenerated(tmp_path, monkeypatch):
     store.write_text('{"truncated')
     assert generation.cached_generate(None, Tok(), ["hi"], settings, cache_dir=tmp_path, fingerprint="fp") == ["HI"]
     assert calls == [["hi"]] and (tmp_path / "fp" / f"{settings.key()}.json.corrupt").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "0 rows, but the workbook needs at least 150"),
+    (b"\n   \n\t\n", "0 rows, but the workbook needs at least 150"),
+    (b'{"id": "h-weapons-001", "category": "weapons", "prompt": "caf\xe9"}\n', "line 1: not UTF-8 (byte 0xe9 at column 62)"),
+])
+def test_empty_blank_or_non_utf8_data_files_name_the_file(tmp_path, content, message):
+    from safeserve_utils import data
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "harmful.jsonl").write_bytes(content)
+    with pytest.raises(data.DataError, match=re.escape(message)) as info:
+        data.load_project("eval_harmful", tmp_path)
+    assert str(tmp_path / "eval" / "harmful.jsonl") in str(info.value)
