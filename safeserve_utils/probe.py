@@ -187,4 +187,4 @@ def run_backends(cfg: Any, run_dir: str | Path) -> tuple[list[str], GenerateFn, 
     if judge.name != "rules":
         judge_fns[judge.name] = judge.judge
     reward = scorecard.make_reward(cfg, run_dir)
-    return scorecard.stages(run_dir), generate, judge_fns, (reward.score if reward else None)
+    return scorecard.stages(run_dir, cfg), generate, judge_fns, (reward.score if reward else None)

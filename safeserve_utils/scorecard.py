@@ -38,10 +38,25 @@ def stage_sort_key(stage: str) -> tuple[int, int, str]:
     return family, number, stage
 
 
-def stages(run_dir: str | Path) -> list[str]:
-    """``base`` and every stage with a saved adapter, in teaching order."""
+def defined_stages(cfg: Profile) -> list[str]:
+    """The stages a profile trains: its SIT ablation, RAFT and its random twin per iteration, DPO."""
+    iterations = range(1, cfg.raft_iterations + 1)
+    return ["base", *(f"sit-n{n}" for n in cfg.sit_ns), *(f"raft-it{i}" for i in iterations),
+            *(f"raft-random-it{i}" for i in iterations), "dpo"]
+
+
+def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
+    """``base`` and every stage whose adapter was trained in this run *under that name*, in teaching order.
+
+    A folder without its ``training.json``, or whose record names another stage (an adapter copied
+    over from another name), is not a stage; with ``cfg``, neither is one that profile does not train
+    (a leftover of an earlier ablation).
+    """
     folder = Path(run_dir) / training.ADAPTERS
-    found = [p.name for p in folder.glob("*") if (p / "adapter_config.json").exists()] if folder.exists() else []
+    found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
+             and (training.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
+    if cfg is not None:
+        found = [stage for stage in found if stage in defined_stages(cfg)]
     return sorted(["base", *found], key=stage_sort_key)
 
 
@@ -129,10 +144,10 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     return result
 
 
-def collect(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+def collect(run_dir: str | Path, cfg: Profile | None = None) -> dict[str, dict[str, Any]]:
     """The evaluation of every stage the run holds now, in teaching order (stale files are ignored)."""
     folder = Path(run_dir) / EVAL_DIR
-    found = {stage: read_json(folder / f"{stage}.json") for stage in stages(run_dir)}
+    found = {stage: read_json(folder / f"{stage}.json") for stage in stages(run_dir, cfg)}
     return {stage: record for stage, record in found.items() if record is not None}
 
 

@@ -13,14 +13,34 @@ def make_run(tmp_path, sets):
     return tmp_path
 
 
+def _adapter(run, stage, recorded=None):
+    (run / "adapters" / stage).mkdir(parents=True)
+    (run / "adapters" / stage / "adapter_config.json").write_text("{}")
+    (run / "adapters" / stage / "training.json").write_text(json.dumps({"key": "k", "stage": recorded or stage}))
+
+
 def test_stages_are_found_and_ordered(tmp_path):
     for stage in ("dpo", "sit-n40", "raft-random-it1", "sit-n0", "raft-it2", "raft-it1", "sit-n120"):
-        (tmp_path / "adapters" / stage).mkdir(parents=True)
-        (tmp_path / "adapters" / stage / "adapter_config.json").write_text("{}")
+        _adapter(tmp_path, stage)
     (tmp_path / "adapters" / "half-written").mkdir()
     assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2",
                                           "raft-random-it1", "dpo"]
     assert scorecard.stages(tmp_path / "empty") == ["base"]
+
+
+def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(tmp_path):
+    """A folder copied from another stage, an adapter without its record and a leftover n are not stages."""
+    _adapter(tmp_path, "sit-n0")
+    _adapter(tmp_path, "sit-n120", recorded="sit-n0")  # copied
+    _adapter(tmp_path, "sit-n999")  # an ablation this profile does not train
+    (tmp_path / "adapters" / "sit-n40").mkdir()
+    (tmp_path / "adapters" / "sit-n40" / "adapter_config.json").write_text("{}")  # no training.json
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sit-n999.json").write_text(json.dumps({"stage": "sit-n999"}))
+    assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
+    cfg = config.resolve("tiny")
+    assert scorecard.stages(tmp_path, cfg) == ["base", "sit-n0"]
+    assert "sit-n999" not in scorecard.collect(tmp_path, cfg)
 
 
 def test_eval_sets_follow_the_catalogue_order_and_need_01_data(tmp_path):
