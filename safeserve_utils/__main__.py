@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     except rundir.RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished stages and adapters are kept, the interrupted stage is marked so in "
+              "its run's stages.json; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

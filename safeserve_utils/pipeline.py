@@ -138,6 +138,7 @@ def run_chain(
 
 def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Path],
                 log: Callable[[str], None]) -> list[StageResult]:
+    guard_profile(cfg, run_dir, force)
     config.write_run_config(cfg, run_dir)
     config.apply_environment(cfg)  # kernels inherit it: no hub look-ups from any stage
     os.environ[HEADLESS_ENV] = "1"  # sparse progress lines instead of widgets nobody sees
@@ -151,13 +152,19 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
         output = run_dir / "notebooks" / path.name
         previous = record.get(path.name, {})
         label = f"[{number}/{len(chain)}] {path.name}"
-        if not force and previous.get("fingerprint") == stamp and previous.get("status") == "ok" \
-                and output.exists():
-            log(f"{label}: unchanged, skipped (ran {previous.get('finished')})")
-            results.append(StageResult(path.name, "skipped", 0.0, output))
-            upstream = stamp
-            continue
+        if not force and previous.get("fingerprint") == stamp and previous.get("status") == "ok":
+            lost = missing_outputs(run_dir, previous) + ([] if output.exists() else [f"notebooks/{path.name}"])
+            if not lost:
+                log(f"{label}: unchanged, skipped (ran {previous.get('finished')})")
+                results.append(StageResult(path.name, "skipped", 0.0, output))
+                upstream = stamp
+                continue
+            log(f"{label}: its outputs changed on disk ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}): re-running")
         log(f"{label}: running ...")
+        before = snapshot(run_dir)
+        # Until it succeeds the stage is not "ok": a Ctrl-C or a kill leaves this record, not the old one.
+        record[path.name] = {"fingerprint": stamp, "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_json(run_dir / STAGES_FILE, record)
         start = time.perf_counter()
         try:
             execute(path, output, params)
@@ -167,15 +174,45 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
             atomic_write_json(run_dir / STAGES_FILE, record)
             raise
         seconds = time.perf_counter() - start
+        after = snapshot(run_dir)
+        outputs = {name: size for name, size in after.items() if before.get(name) != size}
+        for other in record.values():  # a file this stage rewrote is now this stage's to prove
+            other["outputs"] = {k: v for k, v in other.get("outputs", {}).items() if k not in outputs}
         record[path.name] = {
             "fingerprint": stamp, "status": "ok", "seconds": round(seconds, 1),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "parameters": params,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "parameters": params, "outputs": outputs,
         }
         atomic_write_json(run_dir / STAGES_FILE, record)
         log(f"{label}: done in {seconds:.0f} s")
         results.append(StageResult(path.name, "ran", seconds, output))
         upstream = stamp
     return results
+
+
+#: Files of a run directory that belong to the run, not to a stage.
+RUN_FILES = (config.CONFIG_FILE, STAGES_FILE, rundir.LOCK_FILE)
+
+
+def snapshot(run_dir: Path) -> dict[str, int]:
+    """Every file of the run directory (relative path -> size), but the run's own records."""
+    return {str(p.relative_to(run_dir)): p.stat().st_size for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and str(p.relative_to(run_dir)) not in RUN_FILES
+            and not any(part.endswith((".tmp", ".corrupt")) for part in p.relative_to(run_dir).parts)}
+
+
+def missing_outputs(run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The files a stage wrote (its record's manifest) that are gone or changed size since."""
+    return [name for name, size in record.get("outputs", {}).items()
+            if not (run_dir / name).is_file() or (run_dir / name).stat().st_size != size]
+
+
+def guard_profile(cfg: config.Profile, run_dir: Path, force: bool) -> None:
+    """A run directory holds one profile's run: another profile would overwrite its config and mix stages."""
+    existing = read_json(run_dir / config.CONFIG_FILE)
+    name = ((existing or {}).get("profile") or {}).get("name")
+    if name and name != cfg.name and not force:
+        raise config.ConfigError(f"{run_dir} holds a {name!r} run: use --profile {name} to resume it, another "
+                                 f"--run-dir for a {cfg.name!r} run, or --force to replace it")
 
 
 def describe_parameters(profile: str) -> str:

@@ -161,3 +161,14 @@ def test_empty_blank_or_non_utf8_data_files_name_the_file(tmp_path, content, mes
     with pytest.raises(data.DataError, match=re.escape(message)) as info:
         data.load_project("eval_harmful", tmp_path)
     assert str(tmp_path / "eval" / "harmful.jsonl") in str(info.value)
+
+
+def test_ctrl_c_prints_how_to_resume_instead_of_a_traceback(monkeypatch, capsys, tmp_path):
+    from safeserve_utils import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_chain", interrupted)
+    assert main(["run", "--profile", "smoke", "--run-dir", str(tmp_path / "run")]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

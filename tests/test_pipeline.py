@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import guarded_env
-from safeserve_utils import config, pipeline
+from safeserve_utils import config, pipeline, rundir
 
 
 def cli(*args, env=None):
@@ -80,6 +80,50 @@ def test_failure_names_notebook_and_cell_and_keeps_earlier_stages(tmp_path):
     results = pipeline.run_chain("smoke", run_dir, stages=[ok, bad], log=lines.append)
     assert [r.status for r in results] == ["skipped", "ran"]
     assert (run_dir / "b.txt").read_text() == "fixed"
+
+
+@pytest.mark.chain
+def test_a_stage_whose_outputs_are_gone_is_rerun_not_skipped(tmp_path):
+    """The run's data/ deleted: 01_data used to be skipped on its "ok" record, and 02 failed forever."""
+    books, run_dir = tmp_path / "nb", tmp_path / "run"
+    books.mkdir()
+    writes = make_notebook(books / "00_writes.ipynb", "Path(run_dir, 'data').mkdir(exist_ok=True); "
+                                                      "Path(run_dir, 'data', 'a.txt').write_text('rows')")
+    reads = make_notebook(books / "01_reads.ipynb", "assert Path(run_dir, 'data', 'a.txt').read_text() == 'rows'")
+    pipeline.run_chain("smoke", run_dir, stages=[writes, reads], log=lambda _: None)
+    record = json.loads((run_dir / "stages.json").read_text())
+    assert record["00_writes.ipynb"]["outputs"]["data/a.txt"] == 4
+    (run_dir / "data" / "a.txt").unlink()
+    lines = []
+    results = pipeline.run_chain("smoke", run_dir, stages=[writes, reads], log=lines.append)
+    assert [r.status for r in results] == ["ran", "skipped"]
+    assert any("outputs changed on disk (data/a.txt)" in line for line in lines)
+
+
+def test_a_run_directory_of_another_profile_is_refused_unless_forced(tmp_path):
+    config.write_run_config(config.resolve("smoke"), tmp_path)
+    with pytest.raises(config.ConfigError, match="holds a 'smoke' run: use --profile smoke"):
+        pipeline.run_chain("tiny", tmp_path, stages=[], log=lambda _: None)
+    assert json.loads((tmp_path / "config.json").read_text())["profile"]["name"] == "smoke"  # untouched
+    pipeline.run_chain("tiny", tmp_path, stages=[], force=True, log=lambda _: None)
+    assert json.loads((tmp_path / "config.json").read_text())["profile"]["name"] == "tiny"
+
+
+def test_an_interrupted_stage_is_not_left_ok(tmp_path, monkeypatch):
+    """Ctrl-C during a --force re-run used to leave the old "ok" record, so the next run skipped it."""
+    nb = make_notebook(tmp_path / "00_x.ipynb", "pass")
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(pipeline, "execute", lambda *a: None)
+    pipeline.run_chain("smoke", run_dir, stages=[nb], log=lambda _: None)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_chain("smoke", run_dir, stages=[nb], force=True, log=lambda _: None)
+    assert json.loads((run_dir / "stages.json").read_text())["00_x.ipynb"]["status"] == "running"
+    assert not (run_dir / rundir.LOCK_FILE).exists()  # released on the way out
 
 
 def test_fingerprint_changes_with_upstream_and_params(tmp_path):
