@@ -124,9 +124,9 @@ def test_damaged_run_records_cost_a_rebuild_not_a_traceback(tmp_path):
     (adapter / "training.json").write_text("not json")
     assert training.read_training_record(adapter) is None
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "sit-n0.json").write_text("[]")
+    (tmp_path / "eval" / "base.json").write_text("[]")
     assert scorecard.collect(tmp_path) == {}
-    assert sorted(p.name for p in tmp_path.rglob("*.corrupt")) == ["sit-n0.json.corrupt", "stages.json.corrupt",
+    assert sorted(p.name for p in tmp_path.rglob("*.corrupt")) == ["base.json.corrupt", "stages.json.corrupt",
                                                                   "training.json.corrupt"]
 
 
