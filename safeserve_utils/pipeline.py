@@ -100,12 +100,16 @@ def execute(path: Path, output: Path, params: dict[str, Any]) -> None:
     """Execute one notebook with papermill; turn its failure into a message naming notebook and cell."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             str(path), str(output), parameters=params, cwd=str(path.parent),
             progress_bar=sys.stderr.isatty(), request_save_on_cell_execute=True,
+            # Kernel and client talk over local sockets (IPC), not loopback TCP: nothing listens on a
+            # port, and the kernel's "running over TCP without encryption" warning is not printed.
+            config=Config({"KernelManager": {"transport": "ipc"}}),
         )
     except PapermillExecutionError as exc:
         first_line = (exc.source or "").strip().splitlines()[:1]

@@ -164,3 +164,10 @@ def test_seed_runs_sit_beside_the_default_run_and_bad_seeds_are_refused():
     assert out.returncode == 2 and "--seeds '0,x'" in out.stderr
     out = cli("experiment", "--method", "sit", "--name", "a", "--run-dir", "/nonexistent/x", "-p", "bogus=1")
     assert out.returncode == 2 and "unknown parameter `bogus`" in out.stderr
+
+
+@pytest.mark.chain
+def test_chain_kernels_use_local_sockets_and_print_no_tcp_warning(tmp_path, capfd):
+    nb = make_notebook(tmp_path / "00_x.ipynb", "print('hello')")
+    pipeline.run_chain("smoke", tmp_path / "run", stages=[nb], log=lambda _: None)
+    assert "without encryption" not in capfd.readouterr().err
