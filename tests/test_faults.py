@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +173,42 @@ def test_ctrl_c_prints_how_to_resume_instead_of_a_traceback(monkeypatch, capsys,
     monkeypatch.setattr(pipeline, "run_chain", interrupted)
     assert main(["run", "--profile", "smoke", "--run-dir", str(tmp_path / "run")]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_a_changed_or_truncated_converted_model_is_converted_again(tmp_path, monkeypatch, capsys):
+    """Bytes flipped inside the cached model.safetensors used to load silently, with garbage logits."""
+    from safeserve_utils import modeling
+
+    class Saves:
+        def __init__(self, name, payload):
+            self.name, self.payload = name, payload
+
+        def save_pretrained(self, folder, **kwargs):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / self.name).write_bytes(self.payload)
+
+    conversions = []
+
+    def load_gguf(name):
+        conversions.append(name)
+        return Saves("model.safetensors", b"weights" * 100), Saves("tokenizer.json", b"{}")
+
+    monkeypatch.setattr(modeling, "converted_dir", lambda name: tmp_path / name)
+    monkeypatch.setattr(modeling, "load_gguf", load_gguf)
+    target = modeling.ensure_converted(config.DEFAULT_MODEL)
+    assert modeling.ensure_converted(config.DEFAULT_MODEL) == target and len(conversions) == 1
+    weights = target / "model.safetensors"
+    flipped = bytearray(weights.read_bytes())
+    flipped[10] ^= 0xFF
+    weights.write_bytes(bytes(flipped))  # same size
+    modeling.ensure_converted(config.DEFAULT_MODEL)
+    assert len(conversions) == 2 and weights.read_bytes() == b"weights" * 100
+    assert "model.safetensors does not match the digest" in capsys.readouterr().err
+    weights.write_bytes(b"weig")  # truncated
+    modeling.ensure_converted(config.DEFAULT_MODEL)
+    assert len(conversions) == 3
+    record = json.loads((target / modeling.CONVERSION_RECORD).read_text())
+    del record["files"]  # a copy converted before digests were recorded: trusted once, then recorded
+    (target / modeling.CONVERSION_RECORD).write_text(json.dumps(record))
+    modeling.ensure_converted(config.DEFAULT_MODEL)
+    assert len(conversions) == 3 and "files" in json.loads((target / modeling.CONVERSION_RECORD).read_text())
