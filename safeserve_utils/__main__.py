@@ -8,6 +8,15 @@ import time
 from pathlib import Path
 
 from . import config, rundir
+from .assets import AssetError
+from .data import DataError
+from .modeling import ModelLoadError
+from .paper_data import SourceError
+from .training import TrainingError
+
+#: Errors whose message already says what, where and what to do: printed as one paragraph, with the
+#: traceback only under --debug.
+EXPLAINED = (AssetError, DataError, ModelLoadError, SourceError, TrainingError, FileNotFoundError)
 
 EPILOG = """\
 examples:
@@ -32,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SafeServe: run the workbook's notebook chain headlessly.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the numbered notebooks in order with papermill",
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,12 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
                 "seeds": cmd_seeds, "experiment": cmd_experiment}[args.command](args)
-    except config.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except rundir.RunLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    except (config.ConfigError, rundir.RunLocked, *EXPLAINED) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}\n(python -m safeserve_utils --debug ... shows the traceback)", file=sys.stderr)
+        return 2 if isinstance(exc, config.ConfigError) else 3 if isinstance(exc, rundir.RunLocked) else 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished stages and adapters are kept, the interrupted stage is marked so in "
               "its run's stages.json; run the same command again to resume", file=sys.stderr)

@@ -212,3 +212,18 @@ def test_a_changed_or_truncated_converted_model_is_converted_again(tmp_path, mon
     (target / modeling.CONVERSION_RECORD).write_text(json.dumps(record))
     modeling.ensure_converted(config.DEFAULT_MODEL)
     assert len(conversions) == 3 and "files" in json.loads((target / modeling.CONVERSION_RECORD).read_text())
+
+
+def test_an_explained_error_is_one_paragraph_and_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
+    from safeserve_utils import data, pipeline
+
+    def broken(*args, **kwargs):
+        raise data.DataError("data/sit/instructions.jsonl, line 7: field `prompt` is missing")
+
+    monkeypatch.setattr(pipeline, "run_chain", broken)
+    argv = ["run", "--profile", "smoke", "--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: data/sit/instructions.jsonl, line 7") and "Traceback" not in err
+    with pytest.raises(data.DataError):
+        main(["--debug", *argv])
