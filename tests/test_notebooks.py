@@ -20,6 +20,8 @@ def test_committed_without_outputs(path):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs") and cell.get("execution_count") is None, path.name
         assert "injected-parameters" not in cell.get("metadata", {}).get("tags", [])
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: every cell needs its own id (nbformat 4.5)"
     assert "papermill" not in nb["metadata"] and "widgets" not in nb["metadata"]
 
 
