@@ -79,7 +79,7 @@ def environment_report(cfg: config.Profile) -> list[dict[str, Any]]:
         ("GPU", torch.cuda.is_available(), True,
          "not needed for smoke/tiny; the paper profile wants one"),
         ("native bf16", native_bf16, True,
-         "emulated without it (measured ~19x slower on AVX2); training stays fp32 either way"),
+         "emulated without it; training stays fp32 either way"),
         ("offline", cfg.offline, True, "HF_HUB_OFFLINE=1: nothing is fetched from a hub"),
     ]
     return [dict(check=c, value=v, ok=bool(ok), note=n) for c, v, ok, n in rows]
