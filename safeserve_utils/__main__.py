@@ -132,8 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.list:
         print(pipeline.describe_parameters(args.profile))
         return 0
-    run_dir = rundir.checked(args.run_dir if args.run_dir is not None else config.default_run_dir(args.profile),
-                             args.profile)
+    # run_chain checks the directory (it refuses one inside the sources); here it only names it in messages
+    run_dir = (args.run_dir if args.run_dir is not None else config.default_run_dir(args.profile)).resolve()
     start = time.perf_counter()
     try:
         results = pipeline.run_chain(args.profile, run_dir, overrides, force=args.force)

@@ -119,9 +119,12 @@ class Profile:
     notes: str = field(default="", compare=False)  # free text recorded with the run
 
     def __post_init__(self) -> None:
+        # Upper bounds are what a CPU or GPU run can mean; beyond them a value is a typo that would fail
+        # (or hang) only inside the stage that uses it, an hour into the chain.
         checks = {
-            "threads": self.threads >= 1,
-            "max_new_tokens": self.max_new_tokens >= 1,
+            "seed": 0 <= self.seed < 2**32,
+            "threads": 1 <= self.threads <= 1024,
+            "max_new_tokens": 1 <= self.max_new_tokens <= MAX_TOKENS,
             "demo_prompts": self.demo_prompts >= 1,
             "n_safety": self.n_safety >= 0,
             "sit_instructions": self.sit_instructions >= 0,
@@ -130,12 +133,10 @@ class Profile:
             "dev_per_kind": self.dev_per_kind >= 0,
             "eval_per_set": self.eval_per_set >= 0,
             "eval_own_per_set": self.eval_own_per_set >= 0,
-            "eval_max_new_tokens": self.eval_max_new_tokens >= 1,
+            "eval_max_new_tokens": 1 <= self.eval_max_new_tokens <= MAX_TOKENS,
             "sit_ablation": bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", self.sit_ablation)),
             "dpo_start": self.dpo_start == "base" or bool(re.fullmatch(r"sit-n\d+", self.dpo_start)),
-            "sit_epochs": self.sit_epochs > 0,
             "sit_lr": 0 < self.sit_lr < 1,
-            "dpo_epochs": self.dpo_epochs > 0,
             "dpo_lr": 0 < self.dpo_lr < 1,
             "dpo_beta": self.dpo_beta > 0,
             "dpo_sft_weight": self.dpo_sft_weight >= 0,
@@ -143,34 +144,22 @@ class Profile:
             "dpo_lora_r": self.dpo_lora_r >= 1,
             "sit_lora_alpha": self.sit_lora_alpha >= 1,
             "dpo_lora_alpha": self.dpo_lora_alpha >= 1,
-            "train_batch_size": self.train_batch_size >= 1,
-            "rm_epochs": self.rm_epochs > 0,
+            "train_batch_size": 1 <= self.train_batch_size <= 4096,
             "rm_lr": 0 < self.rm_lr < 1,
             "raft_prompts": self.raft_prompts >= 2,
             "raft_k": self.raft_k >= 1,
             "raft_iterations": self.raft_iterations >= 1,
             "raft_temperature": self.raft_temperature > 0,
-            "raft_max_new_tokens": self.raft_max_new_tokens >= 1,
-            "raft_alpha": 0 < self.raft_alpha <= 1,
-            "raft_epochs": self.raft_epochs > 0,
-            "raft_lr": 0 < self.raft_lr < 1,
-            "train_max_length": self.train_max_length >= 16,
-            "model": bool(self.model.strip()),
-            "data_source": self.data_source in ("offline", "paper"),
-        }
-        checks |= {
-            # Upper bounds a CPU or GPU run can mean; beyond them a value is a typo that would fail (or
-            # hang) only inside the stage that uses it, an hour into the chain.
-            "seed": 0 <= self.seed < 2**32,
-            "threads": 1 <= self.threads <= 1024,
-            "max_new_tokens": 1 <= self.max_new_tokens <= MAX_TOKENS,
-            "eval_max_new_tokens": 1 <= self.eval_max_new_tokens <= MAX_TOKENS,
             "raft_max_new_tokens": 1 <= self.raft_max_new_tokens <= MAX_TOKENS,
+            "raft_alpha": 0 < self.raft_alpha <= 1,
+            "raft_lr": 0 < self.raft_lr < 1,
             "train_max_length": 16 <= self.train_max_length <= 8 * MAX_TOKENS,
-            "train_batch_size": 1 <= self.train_batch_size <= 4096,
+            # every *_epochs field (SIT, DPO, reward model, RAFT)
             **{f.name: 0.01 <= getattr(self, f.name) <= 100 for f in dataclasses.fields(self) if f.name.endswith("_epochs")},
+            "model": bool(self.model.strip()),
             "judge": _names_a_model(self.judge, ("learned", "rules")),
             "reward_model": _names_a_model(self.reward_model, ("auto", "none")),
+            "data_source": self.data_source in ("offline", "paper"),
         }
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

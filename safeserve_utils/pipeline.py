@@ -199,9 +199,9 @@ RUN_FILES = (config.CONFIG_FILE, STAGES_FILE, rundir.LOCK_FILE)
 
 def snapshot(run_dir: Path) -> dict[str, int]:
     """Every file of the run directory (relative path -> size), but the run's own records."""
-    return {str(p.relative_to(run_dir)): p.stat().st_size for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and str(p.relative_to(run_dir)) not in RUN_FILES
-            and not any(part.endswith((".tmp", ".corrupt")) for part in p.relative_to(run_dir).parts)}
+    files = {p.relative_to(run_dir): p for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {str(name): p.stat().st_size for name, p in files.items() if str(name) not in RUN_FILES
+            and not any(part.endswith((".tmp", ".corrupt")) for part in name.parts)}
 
 
 def missing_outputs(run_dir: Path, record: dict[str, Any]) -> list[str]:

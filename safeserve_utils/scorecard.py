@@ -56,7 +56,8 @@ def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
     found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
              and (training.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
     if cfg is not None:
-        found = [stage for stage in found if stage in defined_stages(cfg)]
+        defined = set(defined_stages(cfg))
+        found = [stage for stage in found if stage in defined]
     return sorted(["base", *found], key=stage_sort_key)
 
 
