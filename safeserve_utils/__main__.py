@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config, rundir
+from . import config, modeling, rundir
 from .assets import AssetError
 from .data import DataError
 from .modeling import ModelLoadError
@@ -115,6 +115,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from . import experiments
 
     cfg = config.resolve(args.profile, config.parse_overrides(args.param))
+    config.check_sources(cfg, tuple(modeling.BUILTIN_MODELS))
     run_dir = rundir.checked(args.run_dir, args.profile)
     with rundir.locked(run_dir):
         if not (run_dir / config.CONFIG_FILE).exists():

@@ -45,20 +45,66 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 MAX_TOKENS = 4096
 #: What a valid value looks like, for the parameters whose rule is not obvious from the message.
 HINTS = {
-    "judge": "learned, rules, an existing model folder or a hub id owner/name",
-    "reward_model": "auto, none, an existing model folder or a hub id owner/name",
     "dpo_start": "base or a SIT stage sit-n<N> of `sit_ablation`",
 }
 
 
-def _names_a_model(value: str, keywords: tuple[str, ...]) -> bool:
-    """A keyword, an existing folder, or something shaped like a hub id (owner/name)."""
-    return (value in keywords or Path(value).expanduser().is_dir()
-            or bool(re.fullmatch(r"[\w.-]+/[\w.-]+", value)))
-
-
 class ConfigError(ValueError):
     """A profile name, override key or value that cannot be used; the message names the parameter."""
+
+
+#: Keywords the `judge` and `reward_model` parameters accept besides a model folder or hub id.
+JUDGES = ("learned", "rules")
+REWARD_MODELS = ("auto", "none")
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+#: Parameters that name a dataset when ``data_source=paper``: a hub id or a local file.
+PAPER_SOURCES = ("pku_source", "alpaca_source", "xstest_source", "boolq_source", "piqa_source", "obqa_source")
+
+
+def locate(value: str, parameter: str, *, offline: bool, keywords: tuple[str, ...] = (),
+           model: bool = True) -> str:
+    """Where a parameter's model or dataset lives: "keyword", "local" or "hub"; or a ConfigError naming it.
+
+    One rule for every parameter that names a model (``model``, ``judge``, ``reward_model``) or, with
+    ``model=False``, a dataset: a keyword, an existing local folder (a model's has a config.json) or
+    file, or a hub id owner/name, which an offline run may not use. Checked before the first stage,
+    so a typo fails in a second, not an hour into the chain.
+    """
+    if value in keywords:
+        return "keyword"
+    path = Path(value).expanduser()
+    if path.is_absolute() or value.startswith((".", "~")) or path.exists():
+        if model and not path.is_dir():
+            raise ConfigError(f"parameter `{parameter}`: directory {path} does not exist")
+        if model and not (path / "config.json").is_file():
+            raise ConfigError(f"parameter `{parameter}`: {path} has no config.json, so it is not a "
+                              "transformers model directory (save one with save_pretrained)")
+        if not model and not path.exists():
+            raise ConfigError(f"parameter `{parameter}`: file {path} does not exist")
+        return "local"
+    if not HUB_ID.fullmatch(value):
+        named = f"one of {', '.join(keywords)}, " if keywords else ""
+        raise ConfigError(f"parameter `{parameter}`: {value!r} is neither {named}an existing "
+                          f"{'directory' if model else 'file'}, nor a hub id of the form owner/name")
+    if offline:
+        raise ConfigError(f"parameter `{parameter}`: {value!r} is a hub id, but this run is offline "
+                          "(offline=True); set offline=false on a machine with hub access, or pass a "
+                          "local path")
+    return "hub"
+
+
+def check_sources(cfg: "Profile", builtin_models: tuple[str, ...]) -> None:
+    """Resolve every parameter that names a model or dataset against the disk and ``offline``."""
+    locate(cfg.model, "model", offline=cfg.offline, keywords=builtin_models)
+    locate(cfg.judge, "judge", offline=cfg.offline, keywords=JUDGES)
+    locate(cfg.reward_model, "reward_model", offline=cfg.offline, keywords=REWARD_MODELS)
+    if cfg.data_source == "paper":
+        for name in PAPER_SOURCES:
+            locate(getattr(cfg, name), name, offline=cfg.offline, model=False)
+        for name in ("bianchi_safety_source", "bianchi_eval_dir"):
+            if not Path(getattr(cfg, name)).expanduser().exists():
+                raise ConfigError(f"parameter `{name}`: {getattr(cfg, name)} does not exist (Bianchi et "
+                                  "al.'s files are read from a local copy)")
 
 
 @dataclass(frozen=True)
@@ -157,8 +203,6 @@ class Profile:
             # every *_epochs field (SIT, DPO, reward model, RAFT)
             **{f.name: 0.01 <= getattr(self, f.name) <= 100 for f in dataclasses.fields(self) if f.name.endswith("_epochs")},
             "model": bool(self.model.strip()),
-            "judge": _names_a_model(self.judge, ("learned", "rules")),
-            "reward_model": _names_a_model(self.reward_model, ("auto", "none")),
             "data_source": self.data_source in ("offline", "paper"),
         }
         for f in dataclasses.fields(self):
@@ -169,6 +213,9 @@ class Profile:
             if not ok:
                 raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}"
                                   + (f" ({HINTS[key]})" if key in HINTS else ""))
+        # the disk and `offline` are checked before the first stage (check_sources); here only the shape
+        locate(self.judge, "judge", offline=False, keywords=JUDGES)
+        locate(self.reward_model, "reward_model", offline=False, keywords=REWARD_MODELS)
         if self.dpo_start != "base" and int(self.dpo_start.removeprefix("sit-n")) not in self.sit_ns:
             raise ConfigError(f"parameter `dpo_start` is {self.dpo_start!r}, but `sit_ablation` trains only "
                               f"{', '.join(f'sit-n{n}' for n in self.sit_ns)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import assets
+from . import assets, config
 from .io import atomic_path, atomic_write_json
 
 #: The paper's prompt format (Alpaca-LoRA ``alpaca.json``, no-input variant), used for models that
@@ -149,31 +149,13 @@ def conversion_problem(target: Path) -> str | None:
 
 def resolve_model_path(model: str, offline: bool = True) -> str:
     """Turn the `model` parameter into something ``from_pretrained`` accepts, or fail clearly."""
-    if model in BUILTIN_MODELS:
+    try:
+        where = config.locate(model, "model", offline=offline, keywords=tuple(BUILTIN_MODELS))
+    except config.ConfigError as exc:
+        raise ModelLoadError(str(exc)) from None
+    if where == "keyword":
         return str(ensure_converted(model))
-    path = Path(model).expanduser()
-    looks_local = path.is_absolute() or model.startswith((".", "~")) or path.exists()
-    if looks_local:
-        if not path.is_dir():
-            raise ModelLoadError(f"parameter `model`: directory {path} does not exist")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"parameter `model`: {path} has no config.json, so it is not a transformers model "
-                "directory (save one with save_pretrained)"
-            )
-        return str(path)
-    if model.count("/") != 1:
-        builtins = ", ".join(BUILTIN_MODELS)
-        raise ModelLoadError(
-            f"parameter `model`: {model!r} is neither a built-in model ({builtins}), an existing "
-            "directory, nor a hub id of the form owner/name"
-        )
-    if offline:
-        raise ModelLoadError(
-            f"parameter `model`: {model!r} is a hub id, but this run is offline (offline=True); "
-            "set offline=false on a machine with hub access, or pass a local directory"
-        )
-    return model
+    return str(Path(model).expanduser()) if where == "local" else model
 
 
 def merge_adapter(model: Any, adapter: str | Path) -> Any:

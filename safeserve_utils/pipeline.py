@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, rundir
+from . import config, modeling, rundir
 from .io import atomic_write_json, read_json
 from .progress import HEADLESS_ENV
 
@@ -135,6 +135,7 @@ def run_chain(
 ) -> list[StageResult]:
     """Run (or resume) the chain; returns one result per stage. Raises ``StageFailed`` on error."""
     cfg = config.resolve(profile, overrides)
+    config.check_sources(cfg, tuple(modeling.BUILTIN_MODELS))
     run_dir = rundir.checked(run_dir if run_dir is not None else config.default_run_dir(profile), profile)
     with rundir.locked(run_dir):
         return _run_stages(cfg, run_dir, force, stages if stages is not None else notebooks(), log)

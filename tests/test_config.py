@@ -60,9 +60,10 @@ def test_values_that_would_fail_late_are_refused_when_the_profile_is_built(key, 
 
 
 def test_judge_and_reward_model_accept_keywords_folders_and_hub_ids(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     for judge in ("learned", "rules", "meta-llama/Llama-Guard-3-1B", str(tmp_path)):
         assert config.resolve("tiny", {"judge": judge}).judge == judge
-    with pytest.raises(config.ConfigError, match="an existing model folder or a hub id"):
+    with pytest.raises(config.ConfigError, match="parameter `reward_model`: directory .*missing does not exist"):
         config.resolve("tiny", {"reward_model": str(tmp_path / "missing")})
 
 

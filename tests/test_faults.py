@@ -4,14 +4,19 @@ temporary folders, bad overrides, unsafe loading in the package; each names the 
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from safeserve_utils import config, rundir
 from safeserve_utils.__main__ import main
+
+from conftest import guarded_env
 
 
 @pytest.mark.parametrize("where", ["", ".", "notebooks", "data/sit", "safeserve_utils"])
@@ -228,3 +233,71 @@ def test_an_explained_error_is_one_paragraph_and_debug_shows_the_traceback(monke
     assert err.startswith("error: data/sit/instructions.jsonl, line 7") and "Traceback" not in err
     with pytest.raises(data.DataError):
         main(["--debug", *argv])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model=meta-llama/Llama-2-7b-hf", "parameter `model`: 'meta-llama/Llama-2-7b-hf' is a hub id, but this run is offline"),
+    ("judge=meta-llama/Llama-Guard-3-1B", "parameter `judge`: 'meta-llama/Llama-Guard-3-1B' is a hub id"),
+    ("reward_model=./no-such-folder", "parameter `reward_model`: directory no-such-folder does not exist"),
+    ("model=smollm2", "parameter `model`: 'smollm2' is neither one of smollm2-135m-instruct"),
+])
+def test_models_are_resolved_before_the_first_stage(tmp_path, capsys, override, message):
+    """A hub id in an offline run, or a folder that is not there, fails in a second, before any stage runs."""
+    run_dir = tmp_path / "run"
+    assert main(["run", "--profile", "smoke", "--run-dir", str(run_dir), "-p", override]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not run_dir.exists()
+
+
+def test_paper_data_sources_are_resolved_before_the_first_stage(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["run", "--profile", "smoke", "--run-dir", str(run_dir), "-p", "data_source=paper"]
+    assert main(args) == 2  # offline smoke with the paper's hub ids
+    assert "parameter `pku_source`: 'PKU-Alignment/PKU-SafeRLHF' is a hub id" in capsys.readouterr().err
+    assert main(args + ["-p", f"pku_source={tmp_path / 'pku.jsonl'}"]) == 2
+    assert f"parameter `pku_source`: file {tmp_path / 'pku.jsonl'} does not exist" in " ".join(capsys.readouterr().err.split())
+    assert not run_dir.exists()
+
+
+def _without_timing(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k != "eval_seconds"}
+
+
+@pytest.mark.chain
+@pytest.mark.timeout(900)
+def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain, tmp_path):
+    """SIGKILL (runner and kernel) in the middle of DPO training, then the same command again.
+
+    The copy of the shared smoke run loses its DPO adapter and everything 06 made from it; the
+    killed run leaves a "running" record, its lock and a temporary adapter folder. The resumed run
+    takes the lock over, trains DPO again, and must end with the very adapter and results.json
+    (timings aside) of the uninterrupted run: training on CPU with a fixed seed is deterministic.
+    """
+    done, log, first = smoke_chain
+    assert first.returncode == 0, first.stdout + first.stderr
+    run_dir = tmp_path / "run"
+    shutil.copytree(done, run_dir)
+    for lost in ("adapters/dpo", "eval/dpo.json", "results"):
+        shutil.rmtree(run_dir / lost) if (run_dir / lost).is_dir() else (run_dir / lost).unlink()
+    command = [sys.executable, "-m", "safeserve_utils", "run", "--profile", "smoke", "--run-dir", str(run_dir)]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=guarded_env(log),
+                              cwd=config.PROJECT_ROOT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((run_dir / "adapters").glob(".dpo.*.tmp")) and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # inside the trainer's steps
+    assert killed.poll() is None, "the run ended before DPO training could be interrupted"
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert json.loads((run_dir / "stages.json").read_text())["05_dpo.ipynb"]["status"] == "running"
+    assert (run_dir / rundir.LOCK_FILE).exists() and not (run_dir / "adapters" / "dpo").exists()
+
+    resumed = subprocess.run(command, capture_output=True, text=True, env=guarded_env(log), cwd=config.PROJECT_ROOT)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "taking it over" in resumed.stdout + resumed.stderr
+    assert "04_raft.ipynb: unchanged, skipped" in resumed.stdout and "05_dpo.ipynb: running" in resumed.stdout
+    assert not list((run_dir / "adapters").glob(".*.tmp"))
+    weights = "adapters/dpo/adapter_model.safetensors"
+    assert (run_dir / weights).read_bytes() == (done / weights).read_bytes()
+    again, before = (json.loads((d / "results" / "results.json").read_text()) for d in (run_dir, done))
+    assert _without_timing(again) == _without_timing(before)

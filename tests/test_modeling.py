@@ -73,7 +73,7 @@ def test_pickle_checkpoints_are_refused(stand_in, tmp_path):
     [
         ("/no/such/dir", "directory /no/such/dir does not exist"),
         ("./missing-model", "does not exist"),
-        ("not a model", "neither a built-in model"),
+        ("not a model", "neither one of smollm2-135m-instruct, an existing directory"),
         ("meta-llama/Llama-2-7b-hf", "is a hub id, but this run is offline"),
     ],
 )
