@@ -232,13 +232,14 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI: the whole chain in minutes. Same model and data sources as `tiny`, only smaller sizes,
     # so a green smoke chain says the default path works end to end.
-    "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=16, sit_instructions=32,
-                     pref_harmful=8, pref_benign=8, eval_per_set=6, eval_own_per_set=6,
+    "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=8, sit_instructions=16,
+                     pref_harmful=4, pref_benign=4, eval_per_set=4, eval_own_per_set=4,
                      eval_max_new_tokens=16,
-                     sit_ablation="0,16", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
-                     dpo_start="sit-n16",  # so CI exercises DPO trained on top of a SIT stage
-                     train_max_length=128, raft_prompts=4, raft_k=2, raft_iterations=1,
-                     raft_max_new_tokens=16, raft_epochs=1.0),
+                     sit_ablation="0,8", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
+                     dpo_start="sit-n8",  # so CI exercises DPO trained on top of a SIT stage
+                     train_max_length=96, raft_prompts=4, raft_k=2, raft_iterations=1,
+                     raft_max_new_tokens=16,
+                     raft_epochs=2.0),  # one epoch of 4 examples is one step, taken at warm-up's lr 0
     # The default main job: a real result on 2 CPU cores.
     "tiny": Profile(name="tiny"),
     # The paper's setting: hub ids, meant for a GPU machine with hub access.

@@ -85,8 +85,11 @@ def code_and_data_digest(root: Path = config.PROJECT_ROOT) -> str:
 
 
 def fingerprint(path: Path, params: dict[str, Any], upstream: str, code_digest: str) -> str:
+    """What a stage's result depends on. The run directory's own path is left out: every artifact is
+    found relative to it, so a run moved or copied elsewhere resumes instead of starting over."""
     digest = hashlib.sha256()
-    for part in (path.read_bytes(), json.dumps(params, sort_keys=True).encode(), upstream.encode(),
+    kept = {k: v for k, v in params.items() if k != "run_dir"}
+    for part in (path.read_bytes(), json.dumps(kept, sort_keys=True).encode(), upstream.encode(),
                  code_digest.encode()):
         digest.update(part)
     return digest.hexdigest()

@@ -134,6 +134,10 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     def answer(prompts: list[str]) -> list[str]:
         return generation.cached_generate(model, tokenizer, prompts, settings, fingerprint=weights)
 
+    # Every set's prompts in one call, so the engine fills its length-sorted batches across sets (one
+    # set of a small profile is a handful of prompts); the per-set calls below then read the cache.
+    answer(sorted({r["prompt"] for name, rows in sets.items() if evaluation.set_kind(name) != "qa" for r in rows}))
+
     def qa(rows: list[dict[str, Any]]) -> list[bool]:
         return evaluation.qa_correct(model, tokenizer, rows)
 

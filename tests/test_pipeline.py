@@ -32,7 +32,7 @@ def test_smoke_chain_runs_offline_and_resumes(smoke_chain):
     assert f"Executed notebooks: {run_dir / 'notebooks'}" in first.stdout
     from safeserve_utils import scorecard
 
-    assert scorecard.stages(run_dir) == ["base", "sit-n0", "sit-n16", "raft-it1", "raft-random-it1", "dpo"]
+    assert scorecard.stages(run_dir) == ["base", "sit-n0", "sit-n8", "raft-it1", "raft-random-it1", "dpo"]
     results = json.loads((run_dir / "results" / "results.json").read_text())
     assert results["stages"] == scorecard.stages(run_dir) and results["comparisons"]
     assert {r["stage"] for r in results["headline"]} == set(scorecard.stages(run_dir))
@@ -143,6 +143,8 @@ def test_fingerprint_changes_with_upstream_and_params(tmp_path):
     assert base != pipeline.fingerprint(nb, {"a": 2}, "", "code")
     assert base != pipeline.fingerprint(nb, {"a": 1}, "upstream-changed", "code")
     assert base != pipeline.fingerprint(nb, {"a": 1}, "", "code-changed")
+    moved = pipeline.fingerprint(nb, {"a": 1, "run_dir": "/elsewhere"}, "", "code")
+    assert moved == pipeline.fingerprint(nb, {"a": 1, "run_dir": "/here"}, "", "code")  # a moved run resumes
 
 
 def test_stage_parameters_come_from_the_profile(tmp_path):

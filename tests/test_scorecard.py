@@ -207,8 +207,9 @@ def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     from peft import LoraConfig, get_peft_model
 
     cfg = config.resolve("smoke")
+    sit = f"sit-n{cfg.sit_ns[-1]}"
     model, _ = scorecard.load_stage(cfg, tmp_path, "base")
-    for stage, below in (("sit-n16", ""), ("dpo", "sit-n16")):
+    for stage, below in ((sit, ""), ("dpo", sit)):
         lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
         lora.save_pretrained(str(tmp_path / "adapters" / stage))
         (tmp_path / "adapters" / stage / "training.json").write_text(json.dumps({"key": stage, "on_top_of": below}))
@@ -217,7 +218,7 @@ def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.allclose(stacked(ids).logits, model(ids).logits, atol=1e-4)
-        alone, _ = scorecard.load_stage(cfg, tmp_path, "sit-n16")
+        alone, _ = scorecard.load_stage(cfg, tmp_path, sit)
         assert not torch.allclose(alone(ids).logits, model(ids).logits, atol=1e-4)
     assert scorecard.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
     assert scorecard.stage_id(cfg, tmp_path, "base") == cfg.model
