@@ -46,6 +46,13 @@ MAX_TOKENS = 4096
 #: What a valid value looks like, for the parameters whose rule is not obvious from the message.
 HINTS = {
     "dpo_start": "base or a SIT stage sit-n<N> of `sit_ablation`",
+    "seed": "0 to 2**32 - 1",
+    "threads": "1 to 1024",
+    "train_batch_size": "1 to 4096",
+    "train_max_length": f"16 to {8 * MAX_TOKENS} tokens",
+    **{name: f"1 to {MAX_TOKENS} tokens" for name in ("max_new_tokens", "eval_max_new_tokens", "raft_max_new_tokens")},
+    **{name: "0.01 to 100" for name in ("sit_epochs", "dpo_epochs", "rm_epochs", "raft_epochs")},
+    **{name: "above 0 and below 1" for name in ("sit_lr", "dpo_lr", "rm_lr", "raft_lr")},
 }
 
 
