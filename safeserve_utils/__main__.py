@@ -115,7 +115,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from . import experiments
 
     cfg = config.resolve(args.profile, config.parse_overrides(args.param))
-    config.check_sources(cfg, tuple(modeling.BUILTIN_MODELS))
+    cfg = config.resolve_sources(cfg, tuple(modeling.BUILTIN_MODELS))
     run_dir = rundir.checked(args.run_dir, args.profile)
     with rundir.locked(run_dir):
         if not (run_dir / config.CONFIG_FILE).exists():

@@ -100,18 +100,26 @@ def locate(value: str, parameter: str, *, offline: bool, keywords: tuple[str, ..
     return "hub"
 
 
-def check_sources(cfg: "Profile", builtin_models: tuple[str, ...]) -> None:
-    """Resolve every parameter that names a model or dataset against the disk and ``offline``."""
-    locate(cfg.model, "model", offline=cfg.offline, keywords=builtin_models)
-    locate(cfg.judge, "judge", offline=cfg.offline, keywords=JUDGES)
-    locate(cfg.reward_model, "reward_model", offline=cfg.offline, keywords=REWARD_MODELS)
+def resolve_sources(cfg: "Profile", builtin_models: tuple[str, ...]) -> "Profile":
+    """``cfg`` with every parameter that names a model or dataset checked against the disk and
+    ``offline``, and local paths made absolute: the notebooks' kernels run in ``notebooks/``, so a
+    path typed relative to where the command ran must not be read relative to somewhere else."""
+    named = {"model": builtin_models, "judge": JUDGES, "reward_model": REWARD_MODELS}
     if cfg.data_source == "paper":
-        for name in PAPER_SOURCES:
-            locate(getattr(cfg, name), name, offline=cfg.offline, model=False)
+        named.update({name: None for name in PAPER_SOURCES})
+    local = {}
+    for name, keywords in named.items():
+        value = getattr(cfg, name)
+        if locate(value, name, offline=cfg.offline, keywords=keywords or (), model=keywords is not None) == "local":
+            local[name] = str(Path(value).expanduser().resolve())
+    if cfg.data_source == "paper":
         for name in ("bianchi_safety_source", "bianchi_eval_dir"):
-            if not Path(getattr(cfg, name)).expanduser().exists():
-                raise ConfigError(f"parameter `{name}`: {getattr(cfg, name)} does not exist (Bianchi et "
-                                  "al.'s files are read from a local copy)")
+            path = Path(getattr(cfg, name)).expanduser()
+            if not path.exists():
+                raise ConfigError(f"parameter `{name}`: {path} does not exist (Bianchi et al.'s files are "
+                                  "read from a local copy)")
+            local[name] = str(path.resolve())
+    return dataclasses.replace(cfg, **local)
 
 
 @dataclass(frozen=True)
@@ -220,7 +228,7 @@ class Profile:
             if not ok:
                 raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}"
                                   + (f" ({HINTS[key]})" if key in HINTS else ""))
-        # the disk and `offline` are checked before the first stage (check_sources); here only the shape
+        # the disk and `offline` are checked before the first stage (resolve_sources); here only the shape
         locate(self.judge, "judge", offline=False, keywords=JUDGES)
         locate(self.reward_model, "reward_model", offline=False, keywords=REWARD_MODELS)
         if self.dpo_start != "base" and int(self.dpo_start.removeprefix("sit-n")) not in self.sit_ns:

@@ -138,7 +138,7 @@ def run_chain(
 ) -> list[StageResult]:
     """Run (or resume) the chain; returns one result per stage. Raises ``StageFailed`` on error."""
     cfg = config.resolve(profile, overrides)
-    config.check_sources(cfg, tuple(modeling.BUILTIN_MODELS))
+    cfg = config.resolve_sources(cfg, tuple(modeling.BUILTIN_MODELS))
     run_dir = rundir.checked(run_dir if run_dir is not None else config.default_run_dir(profile), profile)
     with rundir.locked(run_dir):
         return _run_stages(cfg, run_dir, force, stages if stages is not None else notebooks(), log)

@@ -302,3 +302,14 @@ def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain,
     assert (run_dir / weights).read_bytes() == (done / weights).read_bytes()
     again, before = (json.loads((d / "results" / "results.json").read_text()) for d in (run_dir, done))
     assert _without_timing(again) == _without_timing(before)
+
+
+def test_a_relative_model_path_is_made_absolute_before_the_kernels_run_elsewhere(tmp_path, monkeypatch):
+    """The notebooks' kernels run in notebooks/: `-p model=./m` typed elsewhere must not be read from there."""
+    from safeserve_utils import modeling
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    cfg = config.resolve_sources(config.resolve("smoke", {"model": "./m"}), tuple(modeling.BUILTIN_MODELS))
+    assert cfg.model == str(tmp_path / "m") and cfg.judge == "learned"
