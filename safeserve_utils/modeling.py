@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import assets, config
-from .io import atomic_path, atomic_write_json
+from .io import atomic_path, atomic_write_json, read_json
 
 #: The paper's prompt format (Alpaca-LoRA ``alpaca.json``, no-input variant), used for models that
 #: have no chat template of their own, such as the base LLaMA checkpoints of the `paper` profile.
@@ -131,10 +131,9 @@ def conversion_problem(target: Path) -> str | None:
     """Why the converted copy in ``target`` cannot be trusted (a file missing, truncated or changed
     since it was written), or None. A copy from before digests were recorded gets them now."""
     record_path = target / CONVERSION_RECORD
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return f"{CONVERSION_RECORD} does not parse"
+    record = read_json(record_path)  # damaged: moved aside with a message, and the model converted again
+    if record is None:
+        return f"{CONVERSION_RECORD} is damaged"
     expected = record.get("files")
     if not isinstance(expected, dict):
         atomic_write_json(record_path, {**record, "files": _digests(target)})

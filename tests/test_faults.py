@@ -313,3 +313,11 @@ def test_a_relative_model_path_is_made_absolute_before_the_kernels_run_elsewhere
     monkeypatch.chdir(tmp_path)
     cfg = config.resolve_sources(config.resolve("smoke", {"model": "./m"}), tuple(modeling.BUILTIN_MODELS))
     assert cfg.model == str(tmp_path / "m") and cfg.judge == "learned"
+
+
+def test_a_damaged_conversion_record_means_converting_again(tmp_path):
+    from safeserve_utils import modeling
+
+    (tmp_path / modeling.CONVERSION_RECORD).write_text('{"files": ')
+    assert modeling.conversion_problem(tmp_path) == f"{modeling.CONVERSION_RECORD} is damaged"
+    assert (tmp_path / f"{modeling.CONVERSION_RECORD}.corrupt").exists()
