@@ -268,8 +268,8 @@ def _without_timing(results: dict) -> dict:
 def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain, tmp_path):
     """SIGKILL (runner and kernel) in the middle of DPO training, then the same command again.
 
-    A copy of the shared smoke run (a moved run resumes: its path is not in any stage's fingerprint) loses its DPO adapter and everything 06 made from it; the
-    killed run leaves a "running" record, its lock and a temporary adapter folder. The resumed run
+    A copy of the shared smoke run (a moved run resumes: its path is in no stage's fingerprint) loses
+    its DPO adapter and everything 06 made from it; the killed run leaves a "running" record, its lock and a temporary adapter folder. The resumed run
     takes the lock over, trains DPO again, and must end with the very adapter and results.json
     (timings aside) of the uninterrupted run: training on CPU with a fixed seed is deterministic.
     """
@@ -285,7 +285,7 @@ def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain,
     deadline = time.monotonic() + 300
     while not list((run_dir / "adapters").glob(".dpo.*.tmp")) and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
-    time.sleep(3)  # inside the trainer's steps
+    time.sleep(1)  # the adapter's temporary folder is made as the trainer is set up: DPO is under way
     assert killed.poll() is None, "the run ended before DPO training could be interrupted"
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
