@@ -47,26 +47,34 @@ def clean_prompt(text: str, limit: int = MAX_PROMPT_CHARS) -> tuple[str, str | N
     return prompt, None
 
 
-def compare(prompt: str, stages: Sequence[str], generate: GenerateFn, judges: dict[str, JudgeFn],
+def compare(prompts: str | Sequence[str], stages: Sequence[str], generate: GenerateFn, judges: dict[str, JudgeFn],
             reward: Callable[[list[str], list[str]], list[float]] | None = None,
             settings: ProbeSettings = ProbeSettings()) -> list[dict[str, Any]]:
-    """One record per stage: answer, seconds, each judge's label, reward, or the stage's error."""
-    out = []
+    """One record per prompt and stage: answer, seconds, each judge's label, reward, or the stage's error.
+
+    Each stage answers all the prompts in one batched call (one model load, one batch), which is what
+    makes the fixed comparison of several prompts cheap; ``seconds`` is that stage's share per prompt.
+    """
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    by_stage = []
     for stage in stages:
         start = time.perf_counter()
-        record: dict[str, Any] = {"stage": stage}
+        records: list[dict[str, Any]] = [{"prompt": p, "stage": stage} for p in prompts]
         try:
-            answer = generate(stage, [prompt], settings)[0]
-            record["answer"] = answer
-            for name, judge in judges.items():
-                record[name] = judge([prompt], [answer])[0].label
-            if reward is not None:
-                record["reward"] = round(float(reward([prompt], [answer])[0]), 3)
+            answers = generate(stage, prompts, settings)
+            labels = {name: judge(prompts, answers) for name, judge in judges.items()}
+            rewards = reward(prompts, answers) if reward is not None else None
+            for i, record in enumerate(records):
+                record["answer"] = answers[i]
+                record.update({name: verdicts[i].label for name, verdicts in labels.items()})
+                if rewards is not None:
+                    record["reward"] = round(float(rewards[i]), 3)
         except Exception as exc:  # a broken stage must not take the others down
-            record["error"] = f"{type(exc).__name__}: {exc}"
-        record["seconds"] = round(time.perf_counter() - start, 2)
-        out.append(record)
-    return out
+            for record in records:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+        share = round((time.perf_counter() - start) / len(prompts), 2)
+        by_stage.append([{**r, "seconds": share} for r in records])
+    return [stage_records[i] for i in range(len(prompts)) for stage_records in by_stage]
 
 
 class ProbePanel:
@@ -75,7 +83,7 @@ class ProbePanel:
     def __init__(self, stages: Sequence[str], generate: GenerateFn, judges: dict[str, JudgeFn],
                  reward: Callable[[list[str], list[str]], list[float]] | None = None,
                  history_path: str | Path | None = None, examples: dict[str, Sequence[str]] = EXAMPLES,
-                 max_prompt_chars: int = MAX_PROMPT_CHARS) -> None:
+                 max_prompt_chars: int = MAX_PROMPT_CHARS, max_new_tokens: int = 64) -> None:
         import ipywidgets as w
 
         self.generate_fn, self.judges, self.reward = generate, judges, reward
@@ -90,7 +98,8 @@ class ProbePanel:
         self.mode = w.ToggleButtons(options=["greedy", "sampling"], value="greedy")
         self.temperature = w.FloatSlider(value=0.7, min=0.1, max=1.5, step=0.05, description="temperature",
                                          disabled=True)
-        self.max_new_tokens = w.IntSlider(value=64, min=8, max=256, step=8, description="max tokens")
+        self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=min(8, max_new_tokens), max=max(256, max_new_tokens),
+                                          step=8, description="max tokens")
         self.button = w.Button(description="Generate", button_style="primary", icon="play")
         self.save_button = w.Button(description="Save history", icon="save")
         self.status = w.HTML()
@@ -127,10 +136,11 @@ class ProbePanel:
         self.button.disabled = True
         self.status.value = f"Generating with {len(self.stages.value)} stage(s)…"
         try:
-            records = compare(prompt, self.stages.value, self.generate_fn, self.judges, self.reward, self.settings())
+            records = compare([prompt], self.stages.value, self.generate_fn, self.judges, self.reward, self.settings())
         finally:
             self.button.disabled = False
-        self.history.append({"prompt": prompt, "settings": self.settings().__dict__, "results": records})
+        self.history.append({"prompt": prompt, "settings": self.settings().__dict__,
+                             "results": [{k: v for k, v in r.items() if k != "prompt"} for r in records]})
         self.columns.children = [self._column(r) for r in records]
         total = sum(r["seconds"] for r in records)
         self.status.value = (f"{notice} " if notice else "") + f"Done in {total:.1f} s."

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import guarded_env
-from safeserve_utils import pipeline
+from safeserve_utils import config, pipeline
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,15 +39,16 @@ def probe_run(smoke_chain):
 
 @pytest.fixture(scope="module")
 def lab(probe_run, tmp_path_factory):
-    """JupyterLab serving a parameterised copy of 07_probe.ipynb (profile smoke, the probe run)."""
+    """JupyterLab serving a parameterised copy of 07_probe.ipynb (the smoke chain's parameters, interactive)."""
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     root = tmp_path_factory.mktemp("lab")
-    nb = load_notebook_node(str(pipeline.NOTEBOOKS_DIR / "07_probe.ipynb"))
-    nb = parameterize_notebook(nb, {"profile": "smoke", "run_dir": str(probe_run), "interactive": True,
-                                    "max_new_tokens": 16})
+    path = pipeline.NOTEBOOKS_DIR / "07_probe.ipynb"
+    # The chain's own parameters, so the fixed comparison reads the answers the chain's 07 generated.
+    params = pipeline.stage_parameters(path, config.resolve("smoke"), probe_run)
+    nb = parameterize_notebook(load_notebook_node(str(path)), {**params, "interactive": True})
     nbformat.write(nb, root / "07_probe.ipynb")
     port, token = free_port(), secrets.token_hex(16)
     log = root / "netguard.log"

@@ -91,3 +91,18 @@ def test_history_is_saved_atomically(panel, tmp_path, monkeypatch):
 def test_compare_without_widgets():
     rows = probe.compare("hello", ["base", "broken"], fake_generate, {"rules": RuleJudge().judge})
     assert rows[0]["answer"].startswith("Sure!") and rows[0]["rules"] == "compliance" and "error" in rows[1]
+
+
+def test_compare_answers_several_prompts_in_one_call_per_stage():
+    calls = []
+
+    def generate(stage, prompts, settings):
+        calls.append((stage, tuple(prompts)))
+        return fake_generate(stage, prompts, settings)
+
+    rows = probe.compare(["a", "b", "c"], ["base", "dpo", "broken"], generate, {"rules": RuleJudge().judge},
+                         reward=lambda ps, rs: [float(len(p)) for p in ps])
+    assert calls == [(stage, ("a", "b", "c")) for stage in ("base", "dpo", "broken")]
+    assert [(r["prompt"], r["stage"]) for r in rows] == [(p, s) for p in "abc" for s in ("base", "dpo", "broken")]
+    assert [r["rules"] for r in rows if r["prompt"] == "b" and "error" not in r] == ["compliance", "refusal"]
+    assert all("error" in r for r in rows if r["stage"] == "broken") and rows[0]["reward"] == 1.0
