@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
+
+def _errors(value: Any, lo: Any, hi: Any) -> Any:
+    """Error-bar lengths below and above; a Wilson bound of a 0% or 100% rate can sit a rounding
+    error past the rate itself, which matplotlib refuses as a negative length."""
+    import numpy as np
+
+    value, lo, hi = (np.asarray(v, dtype=float) for v in (value, lo, hi))
+    return np.clip(np.array([value - lo, hi - value]), 0, None)
+
 def text_table(rows: list[dict[str, Any]] | Any) -> Any:
     """A left-aligned, wrapping table for long text (prompts, answers) in a notebook."""
     import pandas as pd
@@ -69,8 +78,7 @@ def rates_by_stage(rows: list[dict[str, Any]], metric: str = "safe_rate", title:
     for i, stage in enumerate(stages):
         part = frame[frame.stage == stage].set_index("set").reindex(sets)
         x = np.arange(len(sets)) + (i - (len(stages) - 1) / 2) * width
-        err = np.array([part.value - part.lo, part.hi - part.value])
-        ax.bar(x, part.value, width, yerr=err, capsize=2, label=stage)
+        ax.bar(x, part.value, width, yerr=_errors(part.value, part.lo, part.hi), capsize=2, label=stage)
     ax.set_xticks(np.arange(len(sets)), [s.split("_", 1)[1] for s in sets], rotation=20)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(metric.replace("_", " "))
@@ -98,7 +106,7 @@ def sit_curve(rows: list[dict[str, Any]], paper: dict[str, dict[str, float]] | N
     for (name, metric), part in frame.groupby(["set", "metric"], sort=False):
         part = part.assign(n_safety=part.stage.str.extract(r"(\d+)$")[0].astype(int)).sort_values("n_safety")
         label = name.split("_", 1)[1] + (" (over-refusal)" if metric == "over_refusal" else "")
-        ax.errorbar(part.n_safety, part.value, yerr=[part.value - part.lo, part.hi - part.value], marker="o",
+        ax.errorbar(part.n_safety, part.value, yerr=_errors(part.value, part.lo, part.hi), marker="o",
                     capsize=2, label=label, linestyle="--" if metric == "over_refusal" else "-")
     for row, rates in (paper or {}).items():
         if m := re.fullmatch(r"SIT n=(\d+)", row):
@@ -125,8 +133,8 @@ def tradeoff(headline: list[dict[str, Any]], safe: str = "safe, published harmfu
     y, x = (frame[frame.measure == m].set_index("stage") for m in (safe, over))
     fig, ax = plt.subplots(figsize=(5, 4.2))
     for stage in y.index.intersection(x.index):
-        ax.errorbar(x.value[stage], y.value[stage], xerr=[[x.value[stage] - x.lo[stage]], [x.hi[stage] - x.value[stage]]],
-                    yerr=[[y.value[stage] - y.lo[stage]], [y.hi[stage] - y.value[stage]]], fmt="o", capsize=2)
+        ax.errorbar(x.value[stage], y.value[stage], xerr=_errors([x.value[stage]], [x.lo[stage]], [x.hi[stage]]),
+                    yerr=_errors([y.value[stage]], [y.lo[stage]], [y.hi[stage]]), fmt="o", capsize=2)
         ax.annotate(stage, (x.value[stage], y.value[stage]), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.axhspan(0.9, 1.05, xmin=0, xmax=0.12 / 1.07, color="#55A868", alpha=0.15,
                label="target: ≥90% safe, ≤10% over-refusal")

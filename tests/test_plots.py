@@ -22,3 +22,10 @@ def test_sit_curve_shows_safe_rate_and_over_refusal_against_n_and_the_safety_sha
     assert [list(line.get_xdata()) for line in ax.get_lines()[:2]] == [[0, 100], [0, 100]]
     assert [a.get_xlabel() for a in ax.child_axes] == ["safety share of the SIT mix"]
     assert plots.sit_curve(rows).axes[0].child_axes == []  # no instruction count: no share axis
+
+
+def test_error_bars_of_a_rate_at_its_bound_are_never_negative():
+    """A Wilson bound a rounding error past a 0% rate once stopped 06 (matplotlib refuses negative yerr)."""
+    from safeserve_utils.plots import _errors
+
+    assert (_errors([0.0, 0.5], [1e-17, 0.4], [0.2, 0.6]) >= 0).all()
