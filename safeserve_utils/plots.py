@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 
-
 def _errors(value: Any, lo: Any, hi: Any) -> Any:
     """Error-bar lengths below and above; a Wilson bound of a 0% or 100% rate can sit a rounding
     error past the rate itself, which matplotlib refuses as a negative length."""
@@ -13,6 +12,7 @@ def _errors(value: Any, lo: Any, hi: Any) -> Any:
 
     value, lo, hi = (np.asarray(v, dtype=float) for v in (value, lo, hi))
     return np.clip(np.array([value - lo, hi - value]), 0, None)
+
 
 def text_table(rows: list[dict[str, Any]] | Any) -> Any:
     """A left-aligned, wrapping table for long text (prompts, answers) in a notebook."""

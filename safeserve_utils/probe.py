@@ -73,8 +73,8 @@ def compare(prompts: str | Sequence[str], stages: Sequence[str], generate: Gener
             for record in records:
                 record["error"] = f"{type(exc).__name__}: {exc}"
         share = round((time.perf_counter() - start) / len(prompts), 2)
-        by_stage.append([{**r, "seconds": share} for r in records])
-    return [stage_records[i] for i in range(len(prompts)) for stage_records in by_stage]
+        by_stage.append([{**record, "seconds": share} for record in records])
+    return [record for same_prompt in zip(*by_stage) for record in same_prompt]
 
 
 class ProbePanel:

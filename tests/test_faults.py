@@ -269,9 +269,10 @@ def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain,
     """SIGKILL (runner and kernel) in the middle of DPO training, then the same command again.
 
     A copy of the shared smoke run (a moved run resumes: its path is in no stage's fingerprint) loses
-    its DPO adapter and everything 06 made from it; the killed run leaves a "running" record, its lock and a temporary adapter folder. The resumed run
-    takes the lock over, trains DPO again, and must end with the very adapter and results.json
-    (timings aside) of the uninterrupted run: training on CPU with a fixed seed is deterministic.
+    its DPO adapter and everything 06 made from it; the killed run leaves a "running" record, its lock
+    and a temporary adapter folder. The resumed run takes the lock over, trains DPO again, and must end
+    with the very adapter and results.json (timings aside) of the uninterrupted run: training on CPU
+    with a fixed seed is deterministic.
     """
     done, log, first = smoke_chain
     assert first.returncode == 0, first.stdout + first.stderr
