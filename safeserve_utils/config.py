@@ -122,62 +122,74 @@ def resolve_sources(cfg: "Profile", builtin_models: tuple[str, ...]) -> "Profile
     return dataclasses.replace(cfg, **local)
 
 
+def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A profile field with its help text in the field's metadata (as TRL's configs keep theirs): the
+    one place a parameter's type, default and meaning are written; notebooks' parameters cells are
+    rendered from it (``notebook_cell``)."""
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass(frozen=True)
 class Profile:
-    """Every knob a run can turn. Field comments are the documentation shown by ``--list``."""
+    """Every knob a run can turn; each field's help is shown by ``--list`` and in the notebooks."""
 
-    name: str  # profile name: smoke | tiny | paper
-    model: str = DEFAULT_MODEL  # built-in model name, hub id or local directory
-    offline: bool = True  # forbid hub downloads (HF_HUB_OFFLINE=1); the default path needs no network
-    seed: int = 0  # RNG seed for every stage
-    threads: int = 2  # torch CPU threads
-    max_new_tokens: int = 64  # answer length when chatting with a model
-    demo_prompts: int = 3  # prompts of each kind (benign / harmful) the setup notebook chats with
-    n_safety: int = 120  # safety demonstrations mixed into the SIT instruction data
-    sit_instructions: int = 80  # benign instructions in the SIT mix (0 means all of them)
-    pref_harmful: int = 60  # harmful prompts turned into preference pairs (safe chosen, unsafe rejected)
-    pref_benign: int = 60  # benign prompts turned into pairs (answer chosen, needless refusal rejected)
-    sit_ablation: str = "0,40,120"  # SIT: safety-demo counts n trained for the ablation (comma-separated)
-    sit_epochs: float = 2.0  # SIT: epochs over the mix
-    sit_lr: float = 1e-3  # SIT: learning rate
-    sit_lora_r: int = 16  # SIT: LoRA rank
-    sit_lora_alpha: int = 32  # SIT: LoRA alpha
-    dpo_epochs: float = 2.0  # DPO: epochs over the preference pairs
-    dpo_lr: float = 2e-4  # DPO: learning rate
-    dpo_beta: float = 0.1  # DPO: beta (strength of the pull towards the reference model)
-    dpo_sft_weight: float = 1.0  # DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)
-    dpo_lora_r: int = 8  # DPO: LoRA rank
-    dpo_lora_alpha: int = 32  # DPO: LoRA alpha
-    dpo_start: str = "base"  # DPO: the model it starts from and is held to: base | a SIT stage of the ablation, e.g. sit-n120
-    rm_epochs: float = 1.0  # reward model: epochs over the preference pairs
-    rm_lr: float = 2e-4  # reward model: learning rate
-    raft_prompts: int = 32  # RAFT: prompts per iteration B (half harmful, half benign)
-    raft_k: int = 4  # RAFT: samples per prompt K
-    raft_iterations: int = 2  # RAFT: sample-rank-train rounds
-    raft_temperature: float = 0.85  # RAFT: sampling temperature (the paper's)
-    raft_max_new_tokens: int = 48  # RAFT: length of each sampled answer
-    raft_alpha: float = 1.0  # RAFT: share of prompts kept by best reward (1 keeps one answer per prompt)
-    raft_epochs: float = 2.0  # RAFT: SFT epochs per iteration
-    raft_lr: float = 2e-4  # RAFT: SFT learning rate
-    train_batch_size: int = 8  # examples (or pairs) per optimiser step
-    train_max_length: int = 160  # tokens per training sequence (longer ones are truncated)
-    dev_per_kind: int = 0  # dev split: prompts of each kind (harmful, borderline, benign) carved from training (0: none)
-    eval_per_set: int = 100  # prompts sampled (fixed seed) from each published evaluation set (0 means all)
-    eval_own_per_set: int = 0  # prompts sampled from each of the project's own evaluation sets (0 means all)
-    eval_max_new_tokens: int = 64  # answer length when evaluating (long enough to see "I can't… but here is how")
-    judge: str = "learned"  # safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder
-    reward_model: str = "auto"  # reward medians: auto (the run's own reward model once trained) | none | hub id or folder
-    advbench_train: bool = True  # add AdvBench prompts (pyrit wheel) to the preference training pool
-    data_source: str = "offline"  # offline: data/ plus wheel-read benchmarks; paper: the sources below
-    pku_source: str = "PKU-Alignment/PKU-SafeRLHF"  # paper: preference pairs (hub id or file)
-    alpaca_source: str = "yahma/alpaca-cleaned"  # paper: instruction data (hub id or file)
-    bianchi_safety_source: str = "safety_only_data_Instructions.json"  # paper: Bianchi safety demos file
-    bianchi_eval_dir: str = "data/evaluation"  # paper: folder with Bianchi's I-*.json evaluation files
-    xstest_source: str = "walledai/XSTest"  # paper: over-refusal prompts (hub id or file)
-    boolq_source: str = "google/boolq"  # paper: BoolQ (hub id or file)
-    piqa_source: str = "ybisk/piqa"  # paper: PIQA (hub id or file)
-    obqa_source: str = "allenai/openbookqa"  # paper: OpenBookQA (hub id or file)
-    notes: str = field(default="", compare=False)  # free text recorded with the run
+    name: str = knob(help="profile name: smoke | tiny | paper")
+    model: str = knob(DEFAULT_MODEL, "built-in model name, hub id or local directory")
+    offline: bool = knob(True, "forbid hub downloads (HF_HUB_OFFLINE=1); the default path needs no network")
+    seed: int = knob(0, "RNG seed for every stage")
+    threads: int = knob(2, "torch CPU threads")
+    max_new_tokens: int = knob(64, "answer length when chatting with a model")
+    demo_prompts: int = knob(3, "prompts of each kind (benign / harmful) the setup notebook chats with")
+    n_safety: int = knob(120, "safety demonstrations mixed into the SIT instruction data")
+    sit_instructions: int = knob(80, "benign instructions in the SIT mix (0 means all of them)")
+    pref_harmful: int = knob(60, "harmful prompts turned into preference pairs (safe chosen, unsafe rejected)")
+    pref_benign: int = knob(60, "benign prompts turned into pairs (answer chosen, needless refusal rejected)")
+    sit_ablation: str = knob("0,40,120", "SIT: safety-demo counts n trained for the ablation (comma-separated)")
+    sit_epochs: float = knob(2.0, "SIT: epochs over the mix")
+    sit_lr: float = knob(1e-3, "SIT: learning rate")
+    sit_lora_r: int = knob(16, "SIT: LoRA rank")
+    sit_lora_alpha: int = knob(32, "SIT: LoRA alpha")
+    dpo_epochs: float = knob(2.0, "DPO: epochs over the preference pairs")
+    dpo_lr: float = knob(2e-4, "DPO: learning rate")
+    dpo_beta: float = knob(0.1, "DPO: beta (strength of the pull towards the reference model)")
+    dpo_sft_weight: float = knob(1.0, "DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)")
+    dpo_lora_r: int = knob(8, "DPO: LoRA rank")
+    dpo_lora_alpha: int = knob(32, "DPO: LoRA alpha")
+    dpo_start: str = knob("base", "DPO: the model it starts from and is held to: base | a SIT stage of the "
+                                  "ablation, e.g. sit-n120")
+    rm_epochs: float = knob(1.0, "reward model: epochs over the preference pairs")
+    rm_lr: float = knob(2e-4, "reward model: learning rate")
+    raft_prompts: int = knob(32, "RAFT: prompts per iteration B (half harmful, half benign)")
+    raft_k: int = knob(4, "RAFT: samples per prompt K")
+    raft_iterations: int = knob(2, "RAFT: sample-rank-train rounds")
+    raft_temperature: float = knob(0.85, "RAFT: sampling temperature (the paper's)")
+    raft_max_new_tokens: int = knob(48, "RAFT: length of each sampled answer")
+    raft_alpha: float = knob(1.0, "RAFT: share of prompts kept by best reward (1 keeps one answer per prompt)")
+    raft_epochs: float = knob(2.0, "RAFT: SFT epochs per iteration")
+    raft_lr: float = knob(2e-4, "RAFT: SFT learning rate")
+    train_batch_size: int = knob(8, "examples (or pairs) per optimiser step")
+    train_max_length: int = knob(160, "tokens per training sequence (longer ones are truncated)")
+    dev_per_kind: int = knob(0, "dev split: prompts of each kind (harmful, borderline, benign) carved from "
+                                "training (0: none)")
+    eval_per_set: int = knob(100, "prompts sampled (fixed seed) from each published evaluation set (0 means all)")
+    eval_own_per_set: int = knob(0, "prompts sampled from each of the project's own evaluation sets (0 means all)")
+    eval_max_new_tokens: int = knob(64, 'answer length when evaluating (long enough to see "I can\'t… but here is '
+                                        'how")')
+    judge: str = knob("learned", "safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder")
+    reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
+                                     "hub id or folder")
+    advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")
+    data_source: str = knob("offline", "offline: data/ plus wheel-read benchmarks; paper: the sources below")
+    pku_source: str = knob("PKU-Alignment/PKU-SafeRLHF", "paper: preference pairs (hub id or file)")
+    alpaca_source: str = knob("yahma/alpaca-cleaned", "paper: instruction data (hub id or file)")
+    bianchi_safety_source: str = knob("safety_only_data_Instructions.json", "paper: Bianchi safety demos file")
+    bianchi_eval_dir: str = knob("data/evaluation", "paper: folder with Bianchi's I-*.json evaluation files")
+    xstest_source: str = knob("walledai/XSTest", "paper: over-refusal prompts (hub id or file)")
+    boolq_source: str = knob("google/boolq", "paper: BoolQ (hub id or file)")
+    piqa_source: str = knob("ybisk/piqa", "paper: PIQA (hub id or file)")
+    obqa_source: str = knob("allenai/openbookqa", "paper: OpenBookQA (hub id or file)")
+    notes: str = knob("", "free text recorded with the run", compare=False)
+
 
     def __post_init__(self) -> None:
         # Upper bounds are what a CPU or GPU run can mean; beyond them a value is a typo that would fail
@@ -295,19 +307,6 @@ PROFILES: dict[str, Profile] = {
         data_source="paper",
     ),
 }
-
-
-def field_docs() -> dict[str, str]:
-    """Parameter name -> the comment written beside it in ``Profile`` (one source of truth)."""
-    import inspect
-
-    docs: dict[str, str] = {}
-    for line in inspect.getsource(Profile).splitlines():
-        stripped = line.strip()
-        if ":" in stripped and "#" in stripped and not stripped.startswith(("#", "def", '"')):
-            name = stripped.split(":", 1)[0].strip()
-            docs[name] = stripped.split("#", 1)[1].strip()
-    return docs
 
 
 def _field_types() -> dict[str, Any]:

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .stats import bootstrap_interval
+
 
 #: The paper's safe-response rates (Llama Guard, Tables 16, 18, 19 and 23 of the authors' report),
 #: per Bianchi evaluation set. SIT rows used Llama-Guard-2-8B and beam search; RAFT/DPO rows used
@@ -161,8 +163,6 @@ def evaluate_stage(
     A judge that does not measure refusal (Llama Guard) gives safe rates only. The records (one per
     answer or question: verdict, reward, ROUGE-L, correctness) are what paired stage comparisons use.
     """
-    from .stats import bootstrap_interval
-
     out: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
 

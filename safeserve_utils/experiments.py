@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, data, generation, modeling, scorecard, training
+from . import config, data, generation, modeling, params, scorecard, training
 from .io import atomic_write_text
-from .pipeline import NOTEBOOKS_DIR, notebook_parameters
 
 EXPERIMENTS = "experiments"
 LOG_FILE = "log.jsonl"
@@ -32,7 +31,7 @@ DEV_COLUMNS = {("harmful_dev", "safe_rate"): "safe", ("harmful_dev", "safe_rate_
 
 
 def declared(notebook: str) -> list[str]:
-    return [p for p in notebook_parameters(NOTEBOOKS_DIR / notebook) if p not in ("profile", "run_dir")]
+    return [p for p in params.declared(params.notebook_path(notebook)) if p not in params.CHAIN_PARAMETERS]
 
 
 def data_parameters() -> list[str]:

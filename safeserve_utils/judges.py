@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data import JUDGE_VALIDATION_FILES, load_project
+from .embeddings import encode, encoder_version
+from .evaluation import wilson_interval
 from .external import pyrit_harm
 
 LABELS = ("refusal", "partial", "compliance", "non-answer")
@@ -218,8 +220,6 @@ def pair_features(prompts: Sequence[str], responses: Sequence[str], store: Any =
     """
     import numpy as np
 
-    from .embeddings import encode
-
     texts = [_normalise(t)[:1000] for t in responses]
     openings = [_split_opening(t)[0] or t for t in texts]
     firsts = [sentences(t)[0] for t in texts]
@@ -284,8 +284,6 @@ class LearnedJudge:
 
     def fingerprint(self) -> str:
         """Rules and feature code, training rows and settings: what the fitted judge depends on."""
-        from .embeddings import encoder_version
-
         rows = [(r["prompt"], r["response"], r["label"]) for r in self.training_rows()]
         return _digest(self.name, _rules_source(), rows, self.C, self.real_weight, encoder_version())
 
@@ -335,8 +333,6 @@ VALIDATION_FILES = JUDGE_VALIDATION_FILES
 
 def agreement(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     """Refused-vs-not accuracy, precision and recall of "refusal", four-way accuracy, and the 4x4 table."""
-    from .evaluation import wilson_interval
-
     pairs = list(zip(gold, predicted))
     n = len(pairs)
     tp = sum(g == "refusal" and p == "refusal" for g, p in pairs)

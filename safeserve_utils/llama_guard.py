@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .generation import continue_texts, model_fingerprint
 from .judges import Verdict, _digest
 from .modeling import ALPACA_TEMPLATE
 
@@ -53,8 +54,6 @@ class LlamaGuardJudge:
         parse_guard_output("", rule)  # reject an unknown rule now, not after generating
         self.model, self.tokenizer, self.rule, self.max_new_tokens = model, tokenizer, rule, max_new_tokens
         if generate_fn is None:
-            from .generation import continue_texts
-
             def generate_fn(texts: list[str]) -> list[str]:
                 return continue_texts(model, tokenizer, texts, max_new_tokens=max_new_tokens)
         self.generate_fn = generate_fn
@@ -62,8 +61,6 @@ class LlamaGuardJudge:
 
     def fingerprint(self) -> str:
         """The guard's weights, its chat template and the parse rule: what its verdicts depend on."""
-        from .generation import model_fingerprint
-
         return _digest(model_fingerprint(self.model), self.tokenizer.chat_template, self.rule, self.max_new_tokens)
 
     def task_prompt(self, prompt: str, response: str) -> str:

@@ -20,17 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, modeling, rundir
+from . import config, modeling, params, rundir
 from .io import atomic_write_json, read_json
 from .progress import HEADLESS_ENV
 
-NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
 STAGES_FILE = "stages.json"
-#: Parameters filled in by the chain rather than by the profile: every notebook has the first two;
-#: a notebook with widgets declares ``interactive``, which the chain sets to False (headless).
-CHAIN_PARAMETERS = ("profile", "run_dir", "interactive")
-
-
 class StageFailed(RuntimeError):
     """A notebook of the chain raised; the message names the notebook, the cell and the error."""
 
@@ -43,31 +37,21 @@ class StageResult:
     output: Path
 
 
-def notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+def notebooks(directory: Path = params.NOTEBOOKS_DIR) -> list[Path]:
     """The chain's stages in order: notebooks whose names start with two digits."""
     return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
 
 
-def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
-    """Name -> {type, default, help} as declared in the notebook's ``parameters`` cell."""
-    import papermill
-
-    return {
-        name: {"type": info["inferred_type_name"], "default": info["default"], "help": info["help"]}
-        for name, info in papermill.inspect_notebook(str(path)).items()
-    }
-
-
 def stage_parameters(path: Path, cfg: config.Profile, run_dir: Path) -> dict[str, Any]:
     """What the chain injects into one notebook: run_dir, profile and the profile's matching fields."""
-    params: dict[str, Any] = {"profile": cfg.name, "run_dir": str(run_dir)}
-    declared = notebook_parameters(path)
+    values: dict[str, Any] = {"profile": cfg.name, "run_dir": str(run_dir)}
+    declared = params.declared(path)
     if "interactive" in declared:
-        params["interactive"] = False
+        values["interactive"] = False
     for name in declared:
-        if name not in CHAIN_PARAMETERS and hasattr(cfg, name):
-            params[name] = getattr(cfg, name)
-    return params
+        if name not in params.CHAIN_PARAMETERS:
+            values[name] = getattr(cfg, name)
+    return values
 
 
 def _tree_digest(paths: list[Path], root: Path) -> str:
@@ -85,11 +69,11 @@ def code_and_data_digest(root: Path = config.PROJECT_ROOT) -> str:
     return _tree_digest(files, root)
 
 
-def fingerprint(path: Path, params: dict[str, Any], upstream: str, code_digest: str) -> str:
+def fingerprint(path: Path, injected: dict[str, Any], upstream: str, code_digest: str) -> str:
     """What a stage's result depends on. The run directory's own path is left out: every artifact is
     found relative to it, so a run moved or copied elsewhere resumes instead of starting over."""
     digest = hashlib.sha256()
-    kept = {k: v for k, v in params.items() if k != "run_dir"}
+    kept = {k: v for k, v in injected.items() if k != "run_dir"}
     for part in (path.read_bytes(), json.dumps(kept, sort_keys=True).encode(), upstream.encode(),
                  code_digest.encode()):
         digest.update(part)
@@ -100,7 +84,7 @@ def load_stages(run_dir: Path) -> dict[str, Any]:
     return read_json(run_dir / STAGES_FILE) or {}  # a damaged record is moved aside: it costs a re-run
 
 
-def execute(path: Path, output: Path, params: dict[str, Any]) -> None:
+def execute(path: Path, output: Path, injected: dict[str, Any]) -> None:
     """Execute one notebook with papermill; turn its failure into a message naming notebook and cell."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -109,7 +93,7 @@ def execute(path: Path, output: Path, params: dict[str, Any]) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=params, cwd=str(path.parent),
+            str(path), str(output), parameters=injected, cwd=str(path.parent),
             progress_bar=sys.stderr.isatty(), request_save_on_cell_execute=True,
             # Kernel and client talk over local sockets (IPC), not loopback TCP: nothing listens on a
             # port, and the kernel's "running over TCP without encryption" warning is not printed.
@@ -165,8 +149,8 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
     upstream = ""
     results: list[StageResult] = []
     for number, path in enumerate(chain, 1):
-        params = stage_parameters(path, cfg, run_dir)
-        stamp = fingerprint(path, params, upstream, code_digest)
+        injected = stage_parameters(path, cfg, run_dir)
+        stamp = fingerprint(path, injected, upstream, code_digest)
         output = run_dir / "notebooks" / path.name
         previous = record.get(path.name, {})
         label = f"[{number}/{len(chain)}] {path.name}"
@@ -185,7 +169,7 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
         atomic_write_json(run_dir / STAGES_FILE, record)
         start = time.perf_counter()
         try:
-            execute(path, output, params)
+            execute(path, output, injected)
         except StageFailed:
             record[path.name] = {"fingerprint": stamp, "status": "failed",
                                  "seconds": round(time.perf_counter() - start, 1)}
@@ -198,7 +182,7 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
             other["outputs"] = {k: v for k, v in other.get("outputs", {}).items() if k not in outputs}
         record[path.name] = {
             "fingerprint": stamp, "status": "ok", "seconds": round(seconds, 1),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "parameters": params, "outputs": outputs,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "parameters": injected, "outputs": outputs,
         }
         atomic_write_json(run_dir / STAGES_FILE, record)
         log(f"{label}: done in {seconds:.0f} s")
@@ -239,10 +223,8 @@ def describe_parameters(profile: str) -> str:
     lines = [f"Parameters per notebook (values under profile {profile!r}; override with -p key=value):"]
     for path in notebooks():
         lines.append(f"\n{path.name}")
-        for name, info in notebook_parameters(path).items():
-            if name in CHAIN_PARAMETERS:
-                value = "(set by the chain)"
-            else:
-                value = repr(getattr(cfg, name)) if hasattr(cfg, name) else "(notebook default)"
-            lines.append(f"  {name}: {info['type']} = {info['default']}  -> {value}  # {info['help']}")
+        for name in params.declared(path):
+            kind, default, help_text = params.spec(name)
+            value = "(set by the chain)" if name in params.CHAIN_PARAMETERS else repr(getattr(cfg, name))
+            lines.append(f"  {name}: {kind.__name__} = {default!r}  -> {value}  # {help_text}")
     return "\n".join(lines)

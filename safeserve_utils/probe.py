@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import generation, judges, scorecard
 from .io import atomic_write_text
 
 #: Prompts to start from, one list per kind (none of them is in a training or evaluation file).
@@ -180,8 +181,6 @@ def save_history(path: str | Path, history: Sequence[dict[str, Any]]) -> Path:
 
 def run_backends(cfg: Any, run_dir: str | Path) -> tuple[list[str], GenerateFn, dict[str, JudgeFn], Any]:
     """(stages, generate, judges, reward) for a run directory: models load on first use per stage."""
-    from . import generation, judges, scorecard
-
     loaded: dict[str, tuple[Any, Any]] = {}
 
     def generate(stage: str, prompts: list[str], settings: ProbeSettings) -> list[str]:

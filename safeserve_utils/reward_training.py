@@ -17,6 +17,7 @@ from typing import Any
 
 from . import modeling, training
 from .data import to_dpo
+from .evaluation import rate
 
 OWN_REWARD_MODEL = "reward_model"
 
@@ -56,8 +57,6 @@ def train_reward_model(cfg: Any, run_dir: str | Path, pairs: Sequence[dict[str, 
 
 def pair_accuracy(scorer: Any, pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Share of pairs where the better answer scores higher, per RewardBench-style subset, with n."""
-    from .evaluation import rate
-
     prompts = [p["prompt"] for p in pairs]
     better = scorer.score(prompts, [p[f"response_{p['better_response_id']}"] for p in pairs])
     worse = scorer.score(prompts, [p[f"response_{1 - p['better_response_id']}"] for p in pairs])

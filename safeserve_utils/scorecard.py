@@ -21,10 +21,13 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import evaluation, generation, modeling, stats, training
+from . import evaluation, generation, judges, modeling, stats, training
 from .config import Profile
 from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
 from .io import atomic_write_json, atomic_write_text, read_json
+from .llama_guard import LlamaGuardJudge
+from .reward import RewardScorer
+from .reward_training import OWN_REWARD_MODEL
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
@@ -484,27 +487,19 @@ def update_readme(readme: str | Path, summary: dict[str, Any]) -> Path:
 
 def make_judge(cfg: Profile) -> Any:
     """The judge ``cfg.judge`` names: ``learned`` (default), ``rules``, or a Llama Guard checkpoint."""
-    from . import judges
-
     if cfg.judge == "learned":
         return judges.default_judge()
     if cfg.judge == "rules":
         return judges.RuleJudge()
-    from .llama_guard import LlamaGuardJudge
-
     guard, tokenizer = modeling.load_model(cfg.judge, offline=cfg.offline, dtype="bfloat16")
     return LlamaGuardJudge(guard, tokenizer)
 
 
 def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
     """The reward scorer ``cfg.reward_model`` names, or None (``auto`` before a reward model exists)."""
-    from .reward import RewardScorer
-
     if cfg.reward_model == "none":
         return None
     if cfg.reward_model == "auto":
-        from .reward_training import OWN_REWARD_MODEL
-
         own = Path(run_dir) / OWN_REWARD_MODEL
         if not (own / "adapter_config.json").exists():
             return None
@@ -537,8 +532,6 @@ def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     The rules count only explicit refusals, so their rate is a floor; where the two differ a lot,
     read the answers (section 5) before trusting either number.
     """
-    from .judges import rule_label
-
     out = []
     for stage, result in results.items():
         harmful = [a for a in result["answers"] if a["set"].startswith("harmful_")]
@@ -546,5 +539,5 @@ def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             answers = [a for a in harmful if a["set"] == name]
             out.append({"stage": stage, "set": name, "n": len(answers),
                         f"safe ({result['judge']})": sum(a["label"] in ("refusal", "safe") for a in answers) / len(answers),
-                        "safe (rules only)": sum(rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
+                        "safe (rules only)": sum(judges.rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
     return out

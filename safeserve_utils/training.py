@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
+from .data import DataError, read_rows, sit_mix
 from .io import atomic_path, read_json
 
 ADAPTERS = "adapters"
@@ -335,8 +336,6 @@ def rm_settings(cfg: Any) -> TrainSettings:
 
 def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, list[dict[str, Any]]]:
     """The SIT training set for each n: the run's instructions plus the first n safety demos (nested)."""
-    from .data import DataError, read_rows, sit_mix
-
     folder = Path(run_dir) / "data"
     instructions = read_rows(folder / "sit_instructions.jsonl")
     pool = read_rows(folder / "sit_safety_pool.jsonl")

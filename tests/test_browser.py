@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import guarded_env
-from safeserve_utils import config, pipeline
+from safeserve_utils import config, params, pipeline
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,10 +45,10 @@ def lab(probe_run, tmp_path_factory):
     from papermill.parameterize import parameterize_notebook
 
     root = tmp_path_factory.mktemp("lab")
-    path = pipeline.NOTEBOOKS_DIR / "07_probe.ipynb"
+    path = params.notebook_path("07_probe")
     # The chain's own parameters, so the fixed comparison reads the answers the chain's 07 generated.
-    params = pipeline.stage_parameters(path, config.resolve("smoke"), probe_run)
-    nb = parameterize_notebook(load_notebook_node(str(path)), {**params, "interactive": True})
+    injected = pipeline.stage_parameters(path, config.resolve("smoke"), probe_run)
+    nb = parameterize_notebook(load_notebook_node(str(path)), {**injected, "interactive": True})
     nbformat.write(nb, root / "07_probe.ipynb")
     port, token = free_port(), secrets.token_hex(16)
     log = root / "netguard.log"

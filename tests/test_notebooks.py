@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from safeserve_utils import config, pipeline
+from safeserve_utils import config, params, pipeline
 
 NOTEBOOKS = pipeline.notebooks()
 
@@ -33,17 +33,40 @@ def test_exactly_one_parameters_cell(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_parameters_are_typed_documented_and_match_tiny(path):
-    tiny = config.PROFILES["tiny"]
-    params = pipeline.notebook_parameters(path)
-    assert {"profile", "run_dir"} <= set(params)
-    assert params["profile"]["default"] == '"tiny"' and params["run_dir"]["default"] == '"../runs/tiny"'
-    for name, info in params.items():
-        assert info["type"] != "None", f"{path.name}: parameter {name} has no type annotation"
-        assert info["help"], f"{path.name}: parameter {name} has no comment"
-        if name in pipeline.CHAIN_PARAMETERS:
-            continue
-        assert hasattr(tiny, name), f"{path.name}: parameter {name} is not a profile field"
-        assert eval(info["default"]) == getattr(tiny, name), (
-            f"{path.name}: default of {name} differs from the tiny profile"
-        )
+def test_parameters_cell_is_what_the_profile_renders(path):
+    """Papermill's reading of the cell (type, default, help) is the profile's: declared once."""
+    import papermill
+
+    seen = papermill.inspect_notebook(str(path))
+    assert {"profile", "run_dir"} <= set(seen)
+    for name, info in seen.items():
+        kind, default, help_text = params.spec(name)
+        assert (info["inferred_type_name"], eval(info["default"]), info["help"]) == (kind.__name__, default, help_text), (
+            f"{path.name}: {name} differs from config.Profile; run `python -m safeserve_utils parameters --write`")
+    assert path not in params.stale()
+
+
+def test_a_drifted_cell_is_found_and_re_rendered(tmp_path):
+    source = params.notebook_path("05_dpo")
+    nb = json.loads(source.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    cell["source"] = [line.replace("dpo_beta: float = 0.1", "dpo_beta: float = 0.5") for line in cell["source"]]
+    (tmp_path / source.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    assert params.stale(tmp_path) == [tmp_path / source.name]
+    assert params.stale(tmp_path, write=True) and params.stale(tmp_path) == []
+    assert (tmp_path / source.name).read_text() == source.read_text()
+
+
+def test_a_cell_naming_no_profile_field_is_an_error():
+    with pytest.raises(config.ConfigError, match="`dpo_betta` is not a field of config.Profile"):
+        params.render(["profile", "dpo_betta"])
+
+
+def test_open_notebook_takes_the_cells_values_without_listing_them(tmp_path):
+    names = params.declared(params.notebook_path("05_dpo"))
+    namespace = {n: params.spec(n)[1] for n in names} | {"run_dir": str(tmp_path), "dpo_beta": 0.25, "model": "x"}
+    cfg = params.open_notebook("05_dpo", namespace)
+    assert cfg.dpo_beta == 0.25 and cfg.model == config.PROFILES["tiny"].model  # `model` is not 05's parameter
+    del namespace["dpo_lr"]
+    with pytest.raises(config.ConfigError, match="run its parameters cell first .*dpo_lr"):
+        params.open_notebook("05_dpo", namespace)
