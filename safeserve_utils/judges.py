@@ -374,3 +374,22 @@ def validate(judges: Sequence[Any], rows: Sequence[dict[str, Any]] | None = None
             for i, r in enumerate(part) if len({labels[i] for labels in calls.values()}) > 1
         ]
     return metrics, disagreements
+
+
+def with_rules(judge: Any) -> list[Any]:
+    """The judges ``06`` validates side by side: the strict rules, and ``judge`` if it is another
+    refusal judge (Llama Guard measures harm, not refusal, so it has no four-way labels to check)."""
+    return [RuleJudge()] + ([judge] if judge.measures_refusal and judge.name != RuleJudge.name else [])
+
+
+def right_where_split(disagreements: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per validation file and gold label, among the answers the judges disagree on: how many each
+    judge got right, so a reader sees on which kind of answer one judge beats the other."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in disagreements:
+        group = groups.setdefault((row["file"], row["gold"]), {"file": row["file"], "gold": row["gold"], "n": 0,
+                                                                **{f"{name} right": 0 for name in names}})
+        group["n"] += 1
+        for name in names:
+            group[f"{name} right"] += row[name] == row["gold"]
+    return [groups[key] for key in sorted(groups)]

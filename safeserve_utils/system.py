@@ -1,4 +1,5 @@
-"""What machine a run is on, checked against what the workbook needs."""
+"""What machine a run is on, checked against what the workbook needs; and the setup notebook's first
+chat with the model, recorded in ``metrics/setup.json``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, generation
+from .io import atomic_write_json
 
 #: Below this much memory the `tiny` profile's DPO stage (policy + reference on CPU) may not fit.
 MIN_MEMORY_GIB = 8
@@ -83,3 +87,33 @@ def environment_report(cfg: config.Profile) -> list[dict[str, Any]]:
         ("offline", cfg.offline, True, "HF_HUB_OFFLINE=1: nothing is fetched from a hub"),
     ]
     return [dict(check=c, value=v, ok=bool(ok), note=n) for c, v, ok, n in rows]
+
+
+def first_chat(model: Any, tokenizer: Any, prompts: list[tuple[str, str]], max_new_tokens: int,
+               judge: Callable[[str], bool]) -> tuple[list[dict[str, Any]], float]:
+    """The setup notebook's first conversation: each (kind, prompt) answered, and whether ``judge``
+    (the strict refusal rules) calls the answer a refusal; with the seconds it took."""
+    start = time.perf_counter()
+    answers = generation.generate(model, tokenizer, [p for _, p in prompts], max_new_tokens=max_new_tokens)
+    seconds = time.perf_counter() - start
+    return [{"kind": kind, "prompt": p, "answer": a, "refused": judge(a)} for (kind, p), a in zip(prompts, answers)], seconds
+
+
+def refusals_by_kind(chat: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """kind -> refused, asked and the refusal rate."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in chat:
+        entry = out.setdefault(row["kind"], {"refused": 0, "asked": 0})
+        entry["refused"] += bool(row["refused"])
+        entry["asked"] += 1
+    return {kind: {**e, "refusal rate": e["refused"] / e["asked"]} for kind, e in sorted(out.items())}
+
+
+def write_setup(run_dir: str | Path, model: str, load_seconds: float, chat_seconds: float,
+                chat: list[dict[str, Any]]) -> Path:
+    """``metrics/setup.json``: the model, how long it took to load and to answer, and the chat itself."""
+    return atomic_write_json(Path(run_dir) / "metrics" / "setup.json", {
+        "model": model, "load_seconds": round(load_seconds, 2), "chat_seconds": round(chat_seconds, 2),
+        "refusals": {k: {"refused": v["refused"], "asked": v["asked"]} for k, v in refusals_by_kind(chat).items()},
+        "chat": chat,
+    })

@@ -170,3 +170,8 @@ def test_validate_lists_rows_where_judges_split():
     metrics, split = judges.validate([Always("yes", "refusal"), Always("no", "compliance")], rows)
     assert [m["accuracy"] for m in metrics] == [0.5, 0.5] and metrics[0]["file"] == "given"
     assert [d["id"] for d in split] == ["a", "b"] and split[0]["yes"] == "refusal"
+    assert judges.right_where_split(split, ["yes", "no"]) == [
+        {"file": "given", "gold": "compliance", "n": 1, "yes right": 0, "no right": 1},
+        {"file": "given", "gold": "refusal", "n": 1, "yes right": 1, "no right": 0}]
+    assert [j.name for j in judges.with_rules(Always("yes", "refusal"))] == ["rules", "yes"]
+    assert [j.name for j in judges.with_rules(judges.RuleJudge())] == ["rules"]
