@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import generation, scorecard
+from . import generation
 from .config import Profile
 from .data import load_project
+from .stages import load_stage
 
 KINDS = ("harmful", "borderline", "helpful")
 
@@ -60,7 +61,7 @@ def draw(cfg: Profile, run_dir: str | Path, stages: Sequence[str], split: str, p
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     rows = []
     for stage, by_kind in assign(prompt_pool(split), stages, per_stage, seed).items():
-        model, tokenizer = scorecard.load_stage(cfg, run_dir, stage)
+        model, tokenizer = load_stage(cfg, run_dir, stage)
         for kind in KINDS:
             answers = generation.cached_generate(model, tokenizer, by_kind[kind], settings)
             rows += [{"category": kind, "prompt": p, "response": a, "stage": stage}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import generation, judges, scorecard
+from . import generation, judges, scorecard, stages
 from .io import atomic_write_text
 
 #: Prompts to start from, one list per kind (none of them is in a training or evaluation file).
@@ -185,7 +185,7 @@ def run_backends(cfg: Any, run_dir: str | Path) -> tuple[list[str], GenerateFn, 
 
     def generate(stage: str, prompts: list[str], settings: ProbeSettings) -> list[str]:
         if stage not in loaded:
-            loaded[stage] = scorecard.load_stage(cfg, run_dir, stage)
+            loaded[stage] = stages.load_stage(cfg, run_dir, stage)
         model, tokenizer = loaded[stage]
         gen = generation.GenerationSettings(max_new_tokens=settings.max_new_tokens,
                                             temperature=settings.temperature, seed=cfg.seed)
@@ -196,4 +196,4 @@ def run_backends(cfg: Any, run_dir: str | Path) -> tuple[list[str], GenerateFn, 
     if judge.name != "rules":
         judge_fns[judge.name] = judge.judge
     reward = scorecard.make_reward(cfg, run_dir)
-    return scorecard.stages(run_dir, cfg), generate, judge_fns, (reward.score if reward else None)
+    return stages.stages(run_dir, cfg), generate, judge_fns, (reward.score if reward else None)

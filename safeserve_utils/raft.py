@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import generation, modeling, scorecard, stats, training
+from . import generation, modeling, stages, stats, training
 from .data import conversation, read_rows
 from .io import atomic_write_json
 
@@ -143,7 +143,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
     previous: str | None = None
     for iteration in range(1, cfg.raft_iterations + 1):
         stage = f"{prefix}{iteration}"
-        policy, tok = scorecard.load_stage(cfg, run_dir, previous or "base")
+        policy, tok = stages.load_stage(cfg, run_dir, previous or "base")
         start = time.perf_counter()
         samples = sample_k(lambda ps, seed: generation.cached_generate(
             policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts, cfg.raft_k)
@@ -181,7 +181,7 @@ def error_analysis(cfg: Any, run_dir: Any, pool: Sequence[dict[str, Any]], best:
     greedy = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens)
 
     def answers(stage: str) -> tuple[list[str], list[bool]]:
-        model, tokenizer = scorecard.load_stage(cfg, run_dir, stage)
+        model, tokenizer = stages.load_stage(cfg, run_dir, stage)
         said = generation.cached_generate(model, tokenizer, harmful, greedy)
         return said, [v.safe for v in judge.judge(harmful, said)]
 

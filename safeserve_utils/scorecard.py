@@ -1,7 +1,6 @@
 """The run's scorecard: every stage the run directory holds, evaluated on the same held-out sets.
 
-Stages are found, not listed: ``base`` plus every adapter folder under ``<run>/adapters/`` (SIT for each
-n, RAFT iterations and their random baseline, DPO). Each stage's metrics and every judged answer are
+The stages are those ``stages.stages`` finds in the run. Each stage's metrics and every judged answer are
 written to ``<run>/eval/<stage>.json`` under a key of its weights, the eval data, the generation
 settings, the judge's fingerprint (its rules, training rows and settings) and the reward model's
 weights; an unchanged stage is read back, anything it depends on changes and it is re-evaluated.
@@ -21,7 +20,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import evaluation, generation, judges, modeling, stats, training
+from . import evaluation, generation, judges, modeling, stages, stats
 from .config import Profile
 from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
 from .io import atomic_write_json, atomic_write_text, read_json
@@ -31,37 +30,6 @@ from .reward_training import OWN_REWARD_MODEL
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
-
-
-def stage_sort_key(stage: str) -> tuple[int, int, str]:
-    """base, then SIT by n, RAFT by iteration (best-of-K before random), then DPO."""
-    number = int(m.group(1)) if (m := re.search(r"(\d+)$", stage)) else 0
-    family = next((i for i, prefix in enumerate(("base", "sit", "raft-it", "raft-random", "dpo"))
-                   if stage.startswith(prefix)), 5)
-    return family, number, stage
-
-
-def defined_stages(cfg: Profile) -> list[str]:
-    """The stages a profile trains: its SIT ablation, RAFT and its random twin per iteration, DPO."""
-    iterations = range(1, cfg.raft_iterations + 1)
-    return ["base", *(f"sit-n{n}" for n in cfg.sit_ns), *(f"raft-it{i}" for i in iterations),
-            *(f"raft-random-it{i}" for i in iterations), "dpo"]
-
-
-def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
-    """``base`` and every stage whose adapter was trained in this run *under that name*, in teaching order.
-
-    A folder without its ``training.json``, or whose record names another stage (an adapter copied
-    over from another name), is not a stage; with ``cfg``, neither is one that profile does not train
-    (a leftover of an earlier ablation).
-    """
-    folder = Path(run_dir) / training.ADAPTERS
-    found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
-             and (training.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
-    if cfg is not None:
-        defined = set(defined_stages(cfg))
-        found = [stage for stage in found if stage in defined]
-    return sorted(["base", *found], key=stage_sort_key)
 
 
 #: Where a split's sets are read from (``<run>/data/<prefix><name>.jsonl``) and its results written.
@@ -81,26 +49,6 @@ def eval_sets(run_dir: str | Path, split: str = "eval") -> dict[str, list[dict[s
     names = sorted((f.stem.removeprefix(prefix) for f in files),
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     return {name: read_rows(folder / f"{prefix}{name}.jsonl") for name in names}
-
-
-def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]:
-    """The base model, with the stage's LoRA adapter merged in (merged weights generate faster).
-
-    A stage trained on top of another (DPO from a SIT model) has that one merged in first.
-    """
-    if stage == "base":
-        return modeling.load_model(cfg.model, offline=cfg.offline)
-    adapter = training.adapter_dir(run_dir, stage)
-    if not (adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
-    below = (training.read_training_record(adapter) or {}).get("on_top_of") or "base"
-    model, tokenizer = load_stage(cfg, run_dir, below)
-    return modeling.merge_adapter(model, adapter), tokenizer
-
-
-def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
-    """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
-    return cfg.model if stage == "base" else training.stacked_id(cfg.model, training.adapter_dir(run_dir, stage))
 
 
 def _digest(obj: Any) -> str:
@@ -125,7 +73,7 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     """
     sets = eval_sets(run_dir, split)
     if model is None:
-        model, tokenizer = load_stage(cfg, run_dir, stage)
+        model, tokenizer = stages.load_stage(cfg, run_dir, stage)
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     weights = generation.model_fingerprint(model)
     key = evaluation_key(weights, sets, settings, judge, reward)
@@ -155,7 +103,7 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 def collect(run_dir: str | Path, cfg: Profile | None = None) -> dict[str, dict[str, Any]]:
     """The evaluation of every stage the run holds now, in teaching order (stale files are ignored)."""
     folder = Path(run_dir) / EVAL_DIR
-    found = {stage: read_json(folder / f"{stage}.json") for stage in stages(run_dir, cfg)}
+    found = {stage: read_json(folder / f"{stage}.json") for stage in stages.stages(run_dir, cfg)}
     return {stage: record for stage, record in found.items() if record is not None}
 
 

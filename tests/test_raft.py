@@ -120,7 +120,7 @@ def test_reward_model_scores_through_the_scorecard(smoke_run):
 
 
 def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, monkeypatch):
-    from safeserve_utils import generation, judges, scorecard
+    from safeserve_utils import generation, judges, scorecard, stages
 
     cfg, run = smoke_run
     calls = []
@@ -138,7 +138,7 @@ def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, mon
     assert record["kept"] == len(prompts) and record["reward_kept_mean"] >= record["reward_all_mean"]
     assert (run / "adapters" / "raft-it1" / "adapter_config.json").exists()
     assert (run / "raft" / "raft-random-it.json").exists()
-    assert scorecard.stages(run) == ["base", "raft-it1", "raft-random-it1"]
+    assert stages.stages(run) == ["base", "raft-it1", "raft-random-it1"]
     # The paired test compares the two kept answers of each prompt; the 2x2 tables cover the harmful ones.
     pool = raft.prompt_pool(run, cfg.raft_prompts, cfg.seed)
     harmful = [p["prompt"] for p in pool if p["kind"] == "harmful"]

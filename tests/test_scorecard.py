@@ -1,10 +1,10 @@
-"""The run scorecard: stage discovery, resumable per-stage results, results files, paper rows."""
+"""The run scorecard: stage discovery (``stages``), resumable per-stage results, results files, paper rows."""
 
 import json
 
 import pytest
 
-from safeserve_utils import config, data, judges, scorecard
+from safeserve_utils import config, data, judges, scorecard, stages
 
 
 def make_run(tmp_path, sets):
@@ -23,9 +23,9 @@ def test_stages_are_found_and_ordered(tmp_path):
     for stage in ("dpo", "sit-n40", "raft-random-it1", "sit-n0", "raft-it2", "raft-it1", "sit-n120"):
         _adapter(tmp_path, stage)
     (tmp_path / "adapters" / "half-written").mkdir()
-    assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2",
-                                          "raft-random-it1", "dpo"]
-    assert scorecard.stages(tmp_path / "empty") == ["base"]
+    assert stages.stages(tmp_path) == ["base", "sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2",
+                                       "raft-random-it1", "dpo"]
+    assert stages.stages(tmp_path / "empty") == ["base"]
 
 
 def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(tmp_path):
@@ -37,9 +37,9 @@ def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(t
     (tmp_path / "adapters" / "sit-n40" / "adapter_config.json").write_text("{}")  # no training.json
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "sit-n999.json").write_text(json.dumps({"stage": "sit-n999"}))
-    assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
+    assert stages.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
     cfg = config.resolve("tiny")
-    assert scorecard.stages(tmp_path, cfg) == ["base", "sit-n0"]
+    assert stages.stages(tmp_path, cfg) == ["base", "sit-n0"]
     assert "sit-n999" not in scorecard.collect(tmp_path, cfg)
 
 
@@ -208,17 +208,17 @@ def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
 
     cfg = config.resolve("smoke")
     sit = f"sit-n{cfg.sit_ns[-1]}"
-    model, _ = scorecard.load_stage(cfg, tmp_path, "base")
+    model, _ = stages.load_stage(cfg, tmp_path, "base")
     for stage, below in ((sit, ""), ("dpo", sit)):
         lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
         lora.save_pretrained(str(tmp_path / "adapters" / stage))
         (tmp_path / "adapters" / stage / "training.json").write_text(json.dumps({"key": stage, "on_top_of": below}))
         model = lora.merge_and_unload()
-    stacked, _ = scorecard.load_stage(cfg, tmp_path, "dpo")
+    stacked, _ = stages.load_stage(cfg, tmp_path, "dpo")
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.allclose(stacked(ids).logits, model(ids).logits, atol=1e-4)
-        alone, _ = scorecard.load_stage(cfg, tmp_path, sit)
+        alone, _ = stages.load_stage(cfg, tmp_path, sit)
         assert not torch.allclose(alone(ids).logits, model(ids).logits, atol=1e-4)
-    assert scorecard.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
-    assert scorecard.stage_id(cfg, tmp_path, "base") == cfg.model
+    assert stages.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
+    assert stages.stage_id(cfg, tmp_path, "base") == cfg.model
