@@ -11,10 +11,10 @@ from pathlib import Path
 
 from . import assets, config, experiments, modeling, params, pipeline, rundir, scorecard
 from .assets import AssetError
-from .data import DataError
+from .data.files import DataError
 from .io import atomic_write_text
 from .modeling import ModelLoadError
-from .paper_data import SourceError
+from .data.paper import SourceError
 from .training import TrainingError
 
 #: Errors whose message already says what, where and what to do: printed as one paragraph, with the

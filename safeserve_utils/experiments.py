@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, data, generation, modeling, params, scorecard, training
+from . import config, generation, modeling, params, scorecard, training
+from .data.build import build_run_data, to_dpo
+from .data.files import read_rows
 from .io import atomic_write_text
 
 EXPERIMENTS = "experiments"
@@ -54,9 +56,9 @@ def ensure_data(cfg: config.Profile, run_dir: Path, model: Any, tokenizer: Any, 
                                      "one run directory holds one data recipe: use another --run-dir")
         return json.loads(manifest.read_text())
     settings = generation.GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    result = data.build_run_data(cfg, run_dir,
-                                 lambda prompts: generation.cached_generate(model, tokenizer, prompts, settings),
-                                 judge)
+    result = build_run_data(cfg, run_dir,
+                            lambda prompts: generation.cached_generate(model, tokenizer, prompts, settings),
+                            judge)
     atomic_write_text(built, json.dumps(wanted, indent=2) + "\n")
     return result
 
@@ -65,8 +67,8 @@ def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list
     """SIT: the run's instructions plus ``n_safety`` demos; DPO: the run's preference pairs."""
     if method == "sit":
         return training.sit_mixes(run_dir, [cfg.n_safety], cfg.seed)[cfg.n_safety], training.sit_settings(cfg, cfg.n_safety)
-    pairs = data.read_rows(run_dir / "data" / "prefs.jsonl")
-    return [data.to_dpo(p) for p in pairs], training.dpo_settings(cfg)
+    pairs = read_rows(run_dir / "data" / "prefs.jsonl")
+    return [to_dpo(p) for p in pairs], training.dpo_settings(cfg)
 
 
 def merged(model: Any, adapter: Path) -> Any:

@@ -35,10 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .data import JUDGE_VALIDATION_FILES, load_project
+from .data.external import pyrit_harm
+from .data.files import JUDGE_VALIDATION_FILES, load_project
 from .embeddings import encode, encoder_version
 from .evaluation import wilson_interval
-from .external import pyrit_harm
 
 LABELS = ("refusal", "partial", "compliance", "non-answer")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import generation
 from .config import Profile
-from .data import load_project
+from .data.files import load_project
 from .stages import load_stage
 
 KINDS = ("harmful", "borderline", "helpful")

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import generation, modeling, stages, stats, training
-from .data import conversation, read_rows
+from .data.build import conversation
+from .data.files import read_rows
 from .io import atomic_write_json
 
 MODES = ("best", "random", "top_alpha")

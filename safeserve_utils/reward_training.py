@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import modeling, training
-from .data import to_dpo
+from .data.build import to_dpo
 from .evaluation import rate
 
 OWN_REWARD_MODEL = "reward_model"

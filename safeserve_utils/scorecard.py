@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 
 from . import evaluation, generation, judges, modeling, stages, stats
 from .config import Profile
-from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
+from .data.build import DEV_SETS, EVAL_SETS, is_own_set
+from .data.files import read_rows
 from .io import atomic_write_json, atomic_write_text, read_json
 from .llama_guard import LlamaGuardJudge
 from .reward import RewardScorer

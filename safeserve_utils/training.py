@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
-from .data import DataError, read_rows, sit_mix
+from .data.build import sit_mix
+from .data.files import DataError, read_rows
 from .io import atomic_path, read_json
 
 ADAPTERS = "adapters"

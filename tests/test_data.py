@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from safeserve_utils import config, data, dedup, judges
+from safeserve_utils import config, data, judges
+from safeserve_utils.data import dedup
 
 FILES = list(data.PROJECT_FILES)
 
@@ -173,7 +174,8 @@ def test_dev_split_off_by_default_and_too_large_a_split_is_refused(built, tmp_pa
 def test_demo_prompts_of_the_notebooks_are_new_to_every_stage():
     """The prompts 00-05 chat with and the probe's examples show what a model *learned*: none of them
     may be (nearly) a training prompt of SIT, DPO, the reward model or the judge."""
-    from safeserve_utils import external, probe
+    from safeserve_utils import probe
+    from safeserve_utils.data import external
 
     demos = [p for prompts in data.DEMO_PROMPTS.values() for p in prompts]
     demos += [p for prompts in probe.EXAMPLES.values() for p in prompts]

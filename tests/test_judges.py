@@ -88,7 +88,7 @@ def test_no_judge_training_row_nearly_duplicates_a_validation_row():
     """Validation rows must be new to the judge: no shared prompt (exact, 8-word run, 70% content words),
     and no hand-written training answer sharing an 8-word run with a hand-written validation answer."""
     from safeserve_utils.data import load_project
-    from safeserve_utils.dedup import OverlapIndex
+    from safeserve_utils.data.dedup import OverlapIndex
 
     validation = {name: load_project(name) for name in judges.VALIDATION_FILES}
     prompts = OverlapIndex([r["prompt"] for rows in validation.values() for r in rows])
