@@ -12,10 +12,10 @@ from pathlib import Path
 from . import assets, config, experiments, modeling, params, pipeline, rundir, scorecard
 from .assets import AssetError
 from .data.files import DataError
+from .data.paper import SourceError
 from .io import atomic_write_text
 from .modeling import ModelLoadError
-from .data.paper import SourceError
-from .training import TrainingError
+from .train.lora import TrainingError
 
 #: Errors whose message already says what, where and what to do: printed as one paragraph, with the
 #: traceback only under --debug.

@@ -27,7 +27,7 @@ from .data.files import read_rows
 from .io import atomic_write_json, atomic_write_text, read_json
 from .llama_guard import LlamaGuardJudge
 from .reward import RewardScorer
-from .reward_training import OWN_REWARD_MODEL
+from .train.reward_model import OWN_REWARD_MODEL
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"

@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import modeling, training
+from . import modeling
 from .config import Profile
+from .train import lora
 
 
 def stage_sort_key(stage: str) -> tuple[int, int, str]:
@@ -38,9 +39,9 @@ def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
     over from another name), is not a stage; with ``cfg``, neither is one that profile does not train
     (a leftover of an earlier ablation).
     """
-    folder = Path(run_dir) / training.ADAPTERS
+    folder = Path(run_dir) / lora.ADAPTERS
     found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
-             and (training.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
+             and (lora.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
     if cfg is not None:
         defined = set(defined_stages(cfg))
         found = [stage for stage in found if stage in defined]
@@ -54,14 +55,14 @@ def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]
     """
     if stage == "base":
         return modeling.load_model(cfg.model, offline=cfg.offline)
-    adapter = training.adapter_dir(run_dir, stage)
+    adapter = lora.adapter_dir(run_dir, stage)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
-    below = (training.read_training_record(adapter) or {}).get("on_top_of") or "base"
+    below = (lora.read_training_record(adapter) or {}).get("on_top_of") or "base"
     model, tokenizer = load_stage(cfg, run_dir, below)
     return modeling.merge_adapter(model, adapter), tokenizer
 
 
 def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
     """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
-    return cfg.model if stage == "base" else training.stacked_id(cfg.model, training.adapter_dir(run_dir, stage))
+    return cfg.model if stage == "base" else lora.stacked_id(cfg.model, lora.adapter_dir(run_dir, stage))

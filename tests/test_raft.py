@@ -2,7 +2,8 @@
 
 import pytest
 
-from safeserve_utils import judges, raft
+from safeserve_utils import judges
+from safeserve_utils.train import raft
 
 PROMPTS = ["a", "b", "c"]
 SAMPLES = [["a0", "a1", "a2"], ["b0", "b1", "b2"], ["c0", "c1", "c2"]]
@@ -88,14 +89,15 @@ def test_kept_vs_random_pairs_the_kept_answers_by_prompt():
 @pytest.fixture(scope="module")
 def smoke_run(base_model, tmp_path_factory):
     """A smoke run directory (01_data's files, base answers faked) with a reward model trained a few steps."""
-    from safeserve_utils import config, data, reward_training
+    from safeserve_utils import config, data
+    from safeserve_utils.train import reward_model
 
     run = tmp_path_factory.mktemp("raft-run")
     cfg = config.resolve("smoke")
     data.build_run_data(cfg, run, lambda prompts: ["Sure, here is how: step 1, step 2."] * len(prompts),
                         judges.RuleJudge())
     pairs = data.read_rows(run / "data" / "prefs.jsonl")[:8]
-    result = reward_training.train_reward_model(cfg, run, pairs)
+    result = reward_model.train_reward_model(cfg, run, pairs)
     assert (result.adapter / "adapter_config.json").exists() and result.log_history
     return cfg, run
 
