@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, generation, modeling, params, scorecard
+from . import config, generation, modeling, params
 from .data.build import build_run_data, to_dpo
 from .data.files import read_rows
+from .evaluation import scorecard, select
 from .io import atomic_write_text
 from .train import dpo, lora, sit
 
@@ -111,7 +112,7 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
         raise config.ConfigError("parameter `dev_per_kind` is 0: a try is scored on the dev split, so give it "
                                  "prompts, e.g. -p dev_per_kind=40")
     config.apply_runtime(cfg)
-    judge = scorecard.make_judge(cfg)
+    judge = select.make_judge(cfg)
     model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
     ensure_data(cfg, run_dir, model, tokenizer, judge)
     origin = cfg.model

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from safeserve_utils import data, judges
+from safeserve_utils import data
 from safeserve_utils.data import paper
+from safeserve_utils.evaluation import rules
 
 FIX = Path(__file__).parent / "fixtures" / "paper"
 
@@ -63,7 +64,7 @@ def test_paper_profile_builds_from_local_copies(tmp_path):
         "n_safety": 1, "sit_instructions": 0, "pref_benign": 1,
     })
     manifest = data.build_run_data(cfg, tmp_path, base_answers=lambda prompts: pytest.fail("no generation"),
-                                   judge=judges.RuleJudge())
+                                   judge=rules.RuleJudge())
     assert manifest["prefs"]["by_source"] == {"pku_saferlhf": 2, "alpaca": 1}
     assert manifest["eval"]["borderline_xstest"]["used"] == 1
     assert set(manifest["eval"]) >= {"harmful_i_cona", "harmful_i_malicious", "qa_boolq", "qa_openbookqa"}

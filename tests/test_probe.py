@@ -5,7 +5,7 @@ import json
 import pytest
 
 from safeserve_utils import probe
-from safeserve_utils.judges import RuleJudge
+from safeserve_utils.evaluation.rules import RuleJudge
 
 
 def fake_generate(stage, prompts, settings):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from safeserve_utils import judges
+from safeserve_utils.evaluation import rules
 from safeserve_utils.train import raft
 
 PROMPTS = ["a", "b", "c"]
@@ -95,7 +95,7 @@ def smoke_run(base_model, tmp_path_factory):
     run = tmp_path_factory.mktemp("raft-run")
     cfg = config.resolve("smoke")
     data.build_run_data(cfg, run, lambda prompts: ["Sure, here is how: step 1, step 2."] * len(prompts),
-                        judges.RuleJudge())
+                        rules.RuleJudge())
     pairs = data.read_rows(run / "data" / "prefs.jsonl")[:8]
     result = reward_model.train_reward_model(cfg, run, pairs)
     assert (result.adapter / "adapter_config.json").exists() and result.log_history
@@ -103,10 +103,10 @@ def smoke_run(base_model, tmp_path_factory):
 
 
 def test_reward_model_scores_through_the_scorecard(smoke_run):
-    from safeserve_utils import scorecard
+    from safeserve_utils.evaluation import select
 
     cfg, run = smoke_run
-    scorer = scorecard.make_reward(cfg, run)
+    scorer = select.make_reward(cfg, run)
     assert scorer.name == "own reward model"
     prompts, answers = ["How do I hurt someone?"] * 2, ["I can't help with that.", "Sure, step 1: ..."]
     scores = scorer.score(prompts, answers)
@@ -118,11 +118,12 @@ def test_reward_model_scores_through_the_scorecard(smoke_run):
     saved = load_file(str(run / "reward_model" / "adapter_model.safetensors"))
     head = next(v for k, v in saved.items() if ".score." in k and k.endswith("weight"))
     assert torch.equal(scorer.model.score.weight.detach(), head)
-    assert scorecard.make_reward(cfg, run).score(prompts, answers) == scores and len(scores) == 2
+    assert select.make_reward(cfg, run).score(prompts, answers) == scores and len(scores) == 2
 
 
 def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, monkeypatch):
-    from safeserve_utils import generation, judges, scorecard, stages
+    from safeserve_utils import generation, stages
+    from safeserve_utils.evaluation import rules, select
 
     cfg, run = smoke_run
     calls = []
@@ -130,7 +131,7 @@ def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, mon
     monkeypatch.setattr(generation, "continue_texts", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
     monkeypatch.setattr(generation, "default_cache_dir", lambda: run / "generation-cache")  # start cold
     prompts = [p["prompt"] for p in raft.prompt_pool(run, cfg.raft_prompts, cfg.seed)]
-    reward, judge = scorecard.make_reward(cfg, run), judges.RuleJudge()
+    reward, judge = select.make_reward(cfg, run), rules.RuleJudge()
     best = raft.run(cfg, run, prompts, reward, judge, mode="best", prefix="raft-it")
     sampled = len(calls)
     random_twin = raft.run(cfg, run, prompts, reward, judge, mode="random", prefix="raft-random-it")

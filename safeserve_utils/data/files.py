@@ -35,7 +35,7 @@ SFT = Schema({"id": str, "category": str, "prompt": str, "response": str})
 PROMPT = Schema({"id": str, "category": str, "prompt": str})
 REFERENCE = Schema({"id": str, "category": str, "prompt": str, "reference": str})
 QA = Schema({"id": str, "category": str, "question": str, "choices": list, "answer": int})
-#: The four verdicts of ``data/judge/GUIDE.md`` (``judges.LABELS``).
+#: The four verdicts of ``data/judge/GUIDE.md`` (``evaluation.rules.LABELS``).
 VERDICTS = ("refusal", "partial", "compliance", "non-answer")
 LABELLED = Schema({"id": str, "category": str, "prompt": str, "response": str, "label": str},
                   allowed={"label": VERDICTS})

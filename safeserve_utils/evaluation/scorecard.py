@@ -9,6 +9,9 @@ The headline is the **strict** safe rate averaged over the *published* harmful s
 StrongREJECT, Do-Not-Answer, past tense): the project's own harmful prompts were written by the same
 hands as its safety demonstrations, so they flatter SIT; they stand beside the headline, with the gap.
 Every stage-vs-stage sentence comes from a paired test on the same prompts (``comparisons``).
+
+This module computes; ``report`` writes the results as text (``results.md``, the README block) and
+``select`` builds the judge and reward model a profile names.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import evaluation, generation, judges, modeling, stages, stats
-from .config import Profile
-from .data.build import DEV_SETS, EVAL_SETS, is_own_set
-from .data.files import read_rows
-from .io import atomic_write_json, atomic_write_text, read_json
-from .llama_guard import LlamaGuardJudge
-from .reward import RewardScorer
-from .train.reward_model import OWN_REWARD_MODEL
+from .. import generation, stages, stats
+from ..config import Profile
+from ..data.build import DEV_SETS, EVAL_SETS, is_own_set
+from ..data.files import read_rows
+from ..io import atomic_write_json, read_json
+from . import metrics
+from .rules import rule_label
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
@@ -88,13 +90,13 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 
     # Every set's prompts in one call, so the engine fills its length-sorted batches across sets (one
     # set of a small profile is a handful of prompts); the per-set calls below then read the cache.
-    answer(sorted({r["prompt"] for name, rows in sets.items() if evaluation.set_kind(name) != "qa" for r in rows}))
+    answer(sorted({r["prompt"] for name, rows in sets.items() if metrics.set_kind(name) != "qa" for r in rows}))
 
     def qa(rows: list[dict[str, Any]]) -> list[bool]:
-        return evaluation.qa_correct(model, tokenizer, rows)
+        return metrics.qa_correct(model, tokenizer, rows)
 
     start = time.perf_counter()
-    rows, records = evaluation.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
+    rows, records = metrics.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
     result = {"stage": stage, "key": key, "judge": judge.name, "measures_refusal": judge.measures_refusal,
               "seconds": round(time.perf_counter() - start, 1), "rows": rows, "answers": records}
     atomic_write_json(path, result)
@@ -154,7 +156,7 @@ def _groups(result: dict[str, Any], measure: Measure) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for record in result["answers"]:
         name = record["set"]
-        if evaluation.set_kind(name) == measure.kind and measure.own in (None, is_own_set(name)):
+        if metrics.set_kind(name) == measure.kind and measure.own in (None, is_own_set(name)):
             value = measure.value(record)
             if value is not None:
                 out.setdefault(name, []).append(float(value))
@@ -243,14 +245,14 @@ def comparisons(results: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]
     return out
 
 
-#: Our stage name -> the paper's closest row in ``evaluation.PAPER_SAFE_RATES``.
+#: Our stage name -> the paper's closest row in ``metrics.PAPER_SAFE_RATES``.
 def paper_row(stage: str) -> str | None:
     if stage == "base":
         return "base (RAFT/DPO tables)"
     if stage == "dpo":
         return "DPO"
     if m := re.fullmatch(r"sit-n(\d+)", stage):
-        return f"SIT n={m.group(1)}" if f"SIT n={m.group(1)}" in evaluation.PAPER_SAFE_RATES else None
+        return f"SIT n={m.group(1)}" if f"SIT n={m.group(1)}" in metrics.PAPER_SAFE_RATES else None
     if stage.startswith("raft-it"):
         return "RAFT B=100, iter 4"
     return None
@@ -266,7 +268,7 @@ def paper_comparison(head: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for stage, row in ours.items():
         paper = paper_row(stage)
-        rates = evaluation.PAPER_SAFE_RATES.get(paper or "", {})
+        rates = metrics.PAPER_SAFE_RATES.get(paper or "", {})
         out.append({"stage": stage, "ours": row["value"], "ours_lo": row["lo"], "ours_hi": row["hi"],
                     "paper_row": paper, "paper": sum(rates.values()) / len(rates) if rates else None})
     return out
@@ -285,83 +287,6 @@ def summarise(results: dict[str, dict[str, Any]], profile: str | None = None) ->
         "comparisons": comparisons(results),
         "paper": paper_comparison(head),
         "eval_seconds": {stage: r.get("seconds") for stage, r in results.items()},
-    }
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.0%}"
-
-
-def _cell(row: dict[str, Any]) -> str:
-    """A headline value with its interval: rates in percent, medians as numbers."""
-    if row["measure"].startswith("reward"):
-        return f"{row['value']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]"
-    return f"{row['value']:.0%} [{row['lo']:.0%}–{row['hi']:.0%}]"
-
-
-def headline_markdown(summary: dict[str, Any]) -> str:
-    """One row per stage, one column per headline measure (value [95% interval]); n in the header."""
-    import pandas as pd
-
-    frame = pd.DataFrame(summary["headline"])
-    if frame.empty:
-        return "(no stage evaluated yet)"
-    n = frame.groupby("measure", sort=False)["n"].max()
-    frame["cell"] = [_cell(r) for r in frame.to_dict("records")]
-    table = frame.pivot(index="stage", columns="measure", values="cell").reindex(summary["stages"])
-    table = table[[m for m in n.index]]
-    table.columns = [f"{m} (n={n[m]})" for m in n.index]
-    return table.to_markdown()
-
-
-def comparisons_markdown(summary: dict[str, Any], significant_only: bool = False) -> str:
-    """The paired tests: A → B, measure, both values, difference [95% interval], Holm p, verdict."""
-    import pandas as pd
-
-    rows = [r for r in summary["comparisons"] if not significant_only or r["p_holm"] < 0.05]
-    if not rows:
-        return "(no paired difference is significant)" if significant_only else "(no pairs to compare)"
-    frame = pd.DataFrame([{
-        "A → B": f"{r['a']} → {r['b']}", "measure": r["measure"],
-        "A": f"{r['a_value']:.2f}" if r["measure"].startswith("reward") else _pct(r["a_value"]),
-        "B": f"{r['b_value']:.2f}" if r["measure"].startswith("reward") else _pct(r["b_value"]),
-        "B − A [95% CI]": (f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]" if r["measure"].startswith("reward")
-                           else f"{r['diff'] * 100:+.0f} pts [{r['lo'] * 100:+.0f}, {r['hi'] * 100:+.0f}]"),
-        "p (Holm)": f"{r['p_holm']:.3g}", "verdict": r["verdict"], "n": r["n"],
-    } for r in rows])
-    return frame.to_markdown(index=False)
-
-
-def results_markdown(summary: dict[str, Any]) -> str:
-    """``results.md``: headline, own-vs-published gap, paired tests, per-set table, paper beside ours."""
-    import pandas as pd
-
-    gap = pd.DataFrame(summary["gap"])
-    paper = pd.DataFrame([{"stage": r["stage"], "ours (published harmful, strict)": _pct(r["ours"]),
-                           "paper row": r["paper_row"] or "—", "paper (mean of I-sets)": _pct(r["paper"])}
-                          for r in summary["paper"]])
-    parts = [
-        "## Headline (95% bootstrap intervals over prompts)", headline_markdown(summary),
-        "## Our harmful set vs the published ones (strict safe rate)",
-        gap.to_markdown(index=False, floatfmt=".0%") if not gap.empty else "(no harmful sets)",
-        "## Paired tests (same prompts; Holm-adjusted p)", comparisons_markdown(summary),
-        "## Every set and metric", evaluation.results_markdown(summary["metrics"]) if summary["metrics"] else "",
-        "## Beside the paper", paper.to_markdown(index=False) if not paper.empty else "",
-    ]
-    return "\n\n".join(parts) + "\n"
-
-
-def write_results(run_dir: str | Path, results: dict[str, dict[str, Any]], profile: str | None = None
-                  ) -> dict[str, Path]:
-    """``<run>/results/results.{csv,json,md}``: per-set metrics (csv), the summary (json), the report (md)."""
-    import pandas as pd
-
-    folder = Path(run_dir) / RESULTS_DIR
-    summary = summarise(results, profile)
-    return {
-        "csv": atomic_write_text(folder / "results.csv", pd.DataFrame(summary["metrics"]).to_csv(index=False)),
-        "json": atomic_write_json(folder / "results.json", summary),
-        "md": atomic_write_text(folder / "results.md", results_markdown(summary)),
     }
 
 
@@ -388,93 +313,6 @@ def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def seeds_markdown(rows: list[dict[str, Any]]) -> str:
-    """The seeds table: one row per stage, one column per headline measure, ``mean ± sd`` (k seeds)."""
-    import pandas as pd
-
-    if not rows:
-        return "(no seeded runs)"
-
-    def cell(r: dict[str, Any]) -> str:
-        scale, fmt = (1, ".2f") if r["measure"].startswith("reward") else (100, ".0f")
-        sd = "" if r["sd"] is None else f" ± {r['sd'] * scale:{fmt}}"
-        return f"{r['mean'] * scale:{fmt}}{sd}" + ("" if scale == 1 else "%") + f" ({len(r['seeds'])})"
-
-    frame = pd.DataFrame([{**r, "cell": cell(r)} for r in rows])
-    table = frame.pivot(index="stage", columns="measure", values="cell")
-    table = table.reindex(index=list(dict.fromkeys(frame.stage)), columns=list(dict.fromkeys(frame.measure)))
-    return table.to_markdown()
-
-
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def readme_results(summary: dict[str, Any]) -> str:
-    """The README's results block, rendered from a run's ``results.json`` (never edited by hand)."""
-    return "\n\n".join([
-        README_START,
-        f"Headline of one `{summary['profile']}` run (judge: {summary['judge']}); 95% intervals "
-        "bootstrapped over prompts; strict = refusals only, lenient = refusals and non-answers.",
-        headline_markdown(summary),
-        "Paired differences that survive a Holm correction (every stage against base, each RAFT "
-        "iteration against its random twin; the full table is in `results/results.md`):",
-        comparisons_markdown(summary, significant_only=True),
-        README_END,
-    ])
-
-
-def update_readme(readme: str | Path, summary: dict[str, Any]) -> Path:
-    """Replace the text between the README's results markers with ``readme_results(summary)``."""
-    path = Path(readme)
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{path}: no {README_START} ... {README_END} block to replace")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    return atomic_write_text(path, before + readme_results(summary) + after)
-
-
-def make_judge(cfg: Profile) -> Any:
-    """The judge ``cfg.judge`` names: ``learned`` (default), ``rules``, or a Llama Guard checkpoint."""
-    if cfg.judge == "learned":
-        return judges.default_judge()
-    if cfg.judge == "rules":
-        return judges.RuleJudge()
-    guard, tokenizer = modeling.load_model(cfg.judge, offline=cfg.offline, dtype="bfloat16")
-    return LlamaGuardJudge(guard, tokenizer)
-
-
-def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
-    """The reward scorer ``cfg.reward_model`` names, or None (``auto`` before a reward model exists)."""
-    if cfg.reward_model == "none":
-        return None
-    if cfg.reward_model == "auto":
-        own = Path(run_dir) / OWN_REWARD_MODEL
-        if not (own / "adapter_config.json").exists():
-            return None
-        return RewardScorer.load(own, base=modeling.resolve_model_path(cfg.model, offline=cfg.offline),
-                                 name="own reward model")
-    return RewardScorer.load(cfg.reward_model)
-
-
-def reading(summary: dict[str, Any]) -> list[str]:
-    """One sentence per stage against base, its words taken from the paired tests (``stats.verdict``)."""
-    lines = []
-    for stage in summary["stages"]:
-        tests = [r for r in summary["comparisons"] if r["a"] == "base" and r["b"] == stage]
-        if not tests:
-            continue
-        parts = []
-        for r in tests:
-            if r["measure"].startswith("reward"):
-                change = f"{r['a_value']:.2f} → {r['b_value']:.2f}"
-            else:
-                change = f"{r['a_value']:.0%} → {r['b_value']:.0%}"
-            parts.append(f"{r['verdict']} on {r['measure']} ({change}, p={r['p_holm']:.2g})")
-        lines.append(f"{stage} vs base: " + "; ".join(parts) + ".")
-    return lines
-
-
 def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per stage and harmful set: the safe rate by the run's judge and by the strict rules alone.
 
@@ -488,5 +326,5 @@ def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             answers = [a for a in harmful if a["set"] == name]
             out.append({"stage": stage, "set": name, "n": len(answers),
                         f"safe ({result['judge']})": sum(a["label"] in ("refusal", "safe") for a in answers) / len(answers),
-                        "safe (rules only)": sum(judges.rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
+                        "safe (rules only)": sum(rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
     return out

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .stats import bootstrap_interval
+from ..stats import bootstrap_interval
 
 
 #: The paper's safe-response rates (Llama Guard, Tables 16, 18, 19 and 23 of the authors' report),
