@@ -175,8 +175,8 @@ def test_dev_split_off_by_default_and_too_large_a_split_is_refused(built, tmp_pa
 def test_demo_prompts_of_the_notebooks_are_new_to_every_stage():
     """The prompts 00-05 chat with and the probe's examples show what a model *learned*: none of them
     may be (nearly) a training prompt of SIT, DPO, the reward model or the judge."""
-    from safeserve_utils import probe
     from safeserve_utils.data import external
+    from safeserve_utils.ui import probe
 
     demos = [p for prompts in data.DEMO_PROMPTS.values() for p in prompts]
     demos += [p for prompts in probe.EXAMPLES.values() for p in prompts]

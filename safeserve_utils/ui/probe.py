@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import generation, stages
-from .evaluation import select
-from .evaluation.rules import RuleJudge
-from .io import atomic_write_text
+from .. import generation, stages
+from ..evaluation import select
+from ..evaluation.rules import RuleJudge
+from ..io import atomic_write_text
 
 #: Prompts to start from, one list per kind (none of them is in a training or evaluation file).
 EXAMPLES: dict[str, tuple[str, ...]] = {
