@@ -4,19 +4,20 @@ import math
 
 import pytest
 
+from safeserve_utils import stats
 from safeserve_utils.evaluation import metrics
 
 
 def test_wilson_interval_known_values():
-    lo, hi = metrics.wilson_interval(8, 10)
+    lo, hi = stats.wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
-    lo, hi = metrics.wilson_interval(0, 20)
+    lo, hi = stats.wilson_interval(0, 20)
     assert lo == 0.0 and hi == pytest.approx(0.1611, abs=1e-4)
-    assert all(math.isnan(x) for x in metrics.wilson_interval(0, 0))
+    assert all(math.isnan(x) for x in stats.wilson_interval(0, 0))
 
 
 def test_rate():
-    r = metrics.rate([True, False, True, True])
+    r = stats.rate([True, False, True, True])
     assert (r["k"], r["n"], r["rate"]) == (3, 4, 0.75) and r["lo"] < 0.75 < r["hi"]
 
 

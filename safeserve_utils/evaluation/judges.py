@@ -34,8 +34,8 @@ from typing import Any
 
 from ..data.external import pyrit_harm
 from ..data.files import JUDGE_VALIDATION_FILES, load_project
+from ..stats import wilson_interval
 from .embeddings import encode, encoder_version
-from .metrics import wilson_interval
 from .rules import (LABELS, RuleJudge, Verdict, _digest, _normalise, _rules_source, _split_opening, degenerate,
                     rule_label, sentences, text_shape)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import modeling
 from ..data.build import to_dpo
-from ..evaluation.metrics import rate
+from ..stats import rate
 from . import lora
 
 OWN_REWARD_MODEL = "reward_model"
