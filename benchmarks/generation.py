@@ -28,7 +28,8 @@ from collections.abc import Callable
 
 import torch
 
-from safeserve_utils import config, data, generation, judges, modeling, system
+from safeserve_utils import config, data, generation, modeling, system
+from safeserve_utils.evaluation import judges
 
 
 def naive(lm, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:

@@ -20,7 +20,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from safeserve_utils import config, data, modeling, system, training
+from safeserve_utils import config, data, modeling, system, train
 
 #: name -> (trainer argument overrides, training-setting overrides)
 VARIANTS = {
@@ -52,13 +52,13 @@ def main() -> None:
     config.apply_runtime(cfg)
     lm, tokenizer = modeling.load_model(cfg.model)
     rows = rows_for(args.method, args.rows)
-    settings = (training.sit_settings(cfg, 0) if args.method == "sft" else training.dpo_settings(cfg))
+    settings = (train.sit_settings(cfg, 0) if args.method == "sft" else train.dpo_settings(cfg))
     settings = dataclasses.replace(settings, batch_size=args.batch_size, epochs=1)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for number, (name, (arguments, changes)) in enumerate(VARIANTS.items()):
-            results[name] = training.train(lm, tokenizer, rows, dataclasses.replace(settings, **changes),
-                                           Path(tmp) / str(number), arguments=arguments)
+            results[name] = train.train(lm, tokenizer, rows, dataclasses.replace(settings, **changes),
+                                        Path(tmp) / str(number), arguments=arguments)
     gflops = system.matmul_gflops(rows=args.batch_size * 128)
     params = sum(p.numel() for p in lm.parameters())
     ceiling = gflops * 1e9 / (LORA_FLOPS_PER_PARAMETER * params)

@@ -9,13 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from . import assets, config, experiments, modeling, params, pipeline, rundir, scorecard
+from . import assets, config, experiments, modeling, params, pipeline, rundir
 from .assets import AssetError
-from .data import DataError
+from .data.files import DataError
+from .data.paper import SourceError
+from .evaluation import report, scorecard
 from .io import atomic_write_text
 from .modeling import ModelLoadError
-from .paper_data import SourceError
-from .training import TrainingError
+from .train.lora import TrainingError
 
 #: Errors whose message already says what, where and what to do: printed as one paragraph, with the
 #: traceback only under --debug.
@@ -105,7 +106,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     rows = scorecard.seeds_table(summaries)
     out = config.default_run_dir(args.profile).with_name(f"{args.profile}-seeds.json")
     atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows}, indent=2) + "\n")
-    print(f"\n{scorecard.seeds_markdown(rows)}\n\nwritten: {out}")
+    print(f"\n{report.seeds_markdown(rows)}\n\nwritten: {out}")
     return 0
 
 
@@ -163,7 +164,7 @@ def cmd_readme(args: argparse.Namespace) -> int:
     if not results.exists():
         print(f"error: {results} does not exist: run the chain (06_evaluation writes it) first", file=sys.stderr)
         return 2
-    print(f"rewrote the results block of {scorecard.update_readme(args.readme, json.loads(results.read_text()))}")
+    print(f"rewrote the results block of {report.update_readme(args.readme, json.loads(results.read_text()))}")
     return 0
 
 

@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, data, generation, modeling, params, scorecard, training
+from . import config, generation, modeling, params
+from .data.build import build_run_data, to_dpo
+from .data.files import read_rows
+from .evaluation import scorecard, select
 from .io import atomic_write_text
+from .train import dpo, lora, sit
 
 EXPERIMENTS = "experiments"
 LOG_FILE = "log.jsonl"
@@ -54,19 +58,19 @@ def ensure_data(cfg: config.Profile, run_dir: Path, model: Any, tokenizer: Any, 
                                      "one run directory holds one data recipe: use another --run-dir")
         return json.loads(manifest.read_text())
     settings = generation.GenerationSettings(max_new_tokens=cfg.max_new_tokens)
-    result = data.build_run_data(cfg, run_dir,
-                                 lambda prompts: generation.cached_generate(model, tokenizer, prompts, settings),
-                                 judge)
+    result = build_run_data(cfg, run_dir,
+                            lambda prompts: generation.cached_generate(model, tokenizer, prompts, settings),
+                            judge)
     atomic_write_text(built, json.dumps(wanted, indent=2) + "\n")
     return result
 
 
-def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list[dict[str, Any]], training.TrainSettings]:
+def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list[dict[str, Any]], lora.TrainSettings]:
     """SIT: the run's instructions plus ``n_safety`` demos; DPO: the run's preference pairs."""
     if method == "sit":
-        return training.sit_mixes(run_dir, [cfg.n_safety], cfg.seed)[cfg.n_safety], training.sit_settings(cfg, cfg.n_safety)
-    pairs = data.read_rows(run_dir / "data" / "prefs.jsonl")
-    return [data.to_dpo(p) for p in pairs], training.dpo_settings(cfg)
+        return sit.sit_mixes(run_dir, [cfg.n_safety], cfg.seed)[cfg.n_safety], sit.sit_settings(cfg, cfg.n_safety)
+    pairs = read_rows(run_dir / "data" / "prefs.jsonl")
+    return [to_dpo(p) for p in pairs], dpo.dpo_settings(cfg)
 
 
 def merged(model: Any, adapter: Path) -> Any:
@@ -108,13 +112,13 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
         raise config.ConfigError("parameter `dev_per_kind` is 0: a try is scored on the dev split, so give it "
                                  "prompts, e.g. -p dev_per_kind=40")
     config.apply_runtime(cfg)
-    judge = scorecard.make_judge(cfg)
+    judge = select.make_judge(cfg)
     model, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
     ensure_data(cfg, run_dir, model, tokenizer, judge)
     origin = cfg.model
     if start:
         model = merged(model, run_dir / EXPERIMENTS / start)
-        origin = training.stacked_id(origin, run_dir / EXPERIMENTS / start)
+        origin = lora.stacked_id(origin, run_dir / EXPERIMENTS / start)
     clock = time.perf_counter()
     record: dict[str, Any] = {
         "name": name, "method": method, "start": start, "note": note,
@@ -123,12 +127,12 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
     if method != "base":
         rows, settings = training_rows(cfg, run_dir, method)
         adapter = run_dir / EXPERIMENTS / name
-        result = training.train(model, tokenizer, rows, settings, adapter, model_id=origin)
+        result = lora.train(model, tokenizer, rows, settings, adapter, model_id=origin)
         model = merged(model, adapter)
         record |= {"examples": result.examples, "train_seconds": round(result.seconds), "resumed": result.resumed}
         if method == "dpo":
-            record["diagnostics"] = training.dpo_diagnostics(result.log_history, beta=cfg.dpo_beta,
-                                                             sft_weight=cfg.dpo_sft_weight)
+            record["diagnostics"] = dpo.dpo_diagnostics(result.log_history, beta=cfg.dpo_beta,
+                                                        sft_weight=cfg.dpo_sft_weight)
     dev = scorecard.evaluate(cfg, run_dir, name, judge, model=model, tokenizer=tokenizer, split="dev")
     record |= {"dev_seconds": dev["seconds"], "minutes": round((time.perf_counter() - clock) / 60, 1),
                "dev": dev_summary(dev["rows"])}

@@ -25,6 +25,23 @@ import numpy as np
 _STATS = {"mean": np.mean, "median": np.median}
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (well-behaved at 0%, 100% and small n)."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate(flags: Sequence[bool]) -> dict[str, Any]:
+    """Share of true flags with n and its 95% interval."""
+    k, n = sum(bool(f) for f in flags), len(flags)
+    lo, hi = wilson_interval(k, n)
+    return {"rate": k / n if n else float("nan"), "lo": lo, "hi": hi, "n": n, "k": k}
+
+
 def _array(name: str, values: Sequence[float]) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0:

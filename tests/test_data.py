@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from safeserve_utils import config, data, dedup, judges
+from safeserve_utils import config, data
+from safeserve_utils.data import dedup
+from safeserve_utils.evaluation import rules
 
 FILES = list(data.PROJECT_FILES)
 
@@ -108,7 +110,7 @@ def built(tmp_path_factory):
         return ["I can't help with that." if i % 2 else "Sure, here is a detailed plan you can follow, step by step."
                 for i, _ in enumerate(prompts)]
 
-    manifest = data.build_run_data(config.resolve("smoke"), run_dir, fake_base, judges.RuleJudge())
+    manifest = data.build_run_data(config.resolve("smoke"), run_dir, fake_base, rules.RuleJudge())
     return run_dir / "data", manifest, asked
 
 
@@ -143,7 +145,7 @@ def test_training_never_overlaps_evaluation(built):
 
 def test_dev_split_is_carved_out_of_training_evenly(tmp_path):
     cfg = config.resolve("smoke", {"dev_per_kind": 12, "sit_instructions": 0})
-    manifest = data.build_run_data(cfg, tmp_path, lambda ps: ["Sure, here is how."] * len(ps), judges.RuleJudge())
+    manifest = data.build_run_data(cfg, tmp_path, lambda ps: ["Sure, here is how."] * len(ps), rules.RuleJudge())
     out = tmp_path / "data"
     dev = {name: data.read_rows(out / f"dev_{name}.jsonl") for name in data.DEV_SETS}
     assert {name: len(rows) for name, rows in dev.items()} == {name: 12 for name in data.DEV_SETS}
@@ -167,13 +169,14 @@ def test_dev_split_off_by_default_and_too_large_a_split_is_refused(built, tmp_pa
     assert manifest["dev"] == {} and not list(out.glob("dev_*.jsonl"))
     with pytest.raises(data.DataError, match="dev_per_kind"):
         data.build_run_data(config.resolve("smoke", {"dev_per_kind": 41}), tmp_path, lambda ps: ps,
-                            judges.RuleJudge())
+                            rules.RuleJudge())
 
 
 def test_demo_prompts_of_the_notebooks_are_new_to_every_stage():
     """The prompts 00-05 chat with and the probe's examples show what a model *learned*: none of them
     may be (nearly) a training prompt of SIT, DPO, the reward model or the judge."""
-    from safeserve_utils import external, probe
+    from safeserve_utils.data import external
+    from safeserve_utils.ui import probe
 
     demos = [p for prompts in data.DEMO_PROMPTS.values() for p in prompts]
     demos += [p for prompts in probe.EXAMPLES.values() for p in prompts]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from safeserve_utils import external
+from safeserve_utils.data import external
 
 COUNTS = {
     "harmbench": 200, "strongreject": 256, "donotanswer": 939, "past_tense": 730, "advbench": 520,

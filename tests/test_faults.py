@@ -121,7 +121,8 @@ def test_a_damaged_record_is_moved_aside_named_and_rebuilt(tmp_path, capsys, dam
 
 def test_damaged_run_records_cost_a_rebuild_not_a_traceback(tmp_path):
     """stages.json, an adapter's training.json, an eval file and the shared generation cache."""
-    from safeserve_utils import pipeline, scorecard, training
+    from safeserve_utils import pipeline, train
+    from safeserve_utils.evaluation import scorecard
 
     (tmp_path / "stages.json").write_text('{"00_setup.ipynb": {"status": "ok"')
     assert pipeline.load_stages(tmp_path) == {}
@@ -129,7 +130,7 @@ def test_damaged_run_records_cost_a_rebuild_not_a_traceback(tmp_path):
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
     (adapter / "training.json").write_text("not json")
-    assert training.read_training_record(adapter) is None
+    assert train.read_training_record(adapter) is None
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "base.json").write_text("[]")
     assert scorecard.collect(tmp_path) == {}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from safeserve_utils.llama_guard import LlamaGuardJudge, guard_conversation, parse_guard_output
+from safeserve_utils.evaluation.llama_guard import LlamaGuardJudge, guard_conversation, parse_guard_output
 
 
 class FakeGuardTokenizer:

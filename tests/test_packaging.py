@@ -42,7 +42,7 @@ def test_licence_is_apache():
 
 
 def test_no_remote_code_or_pickles_in_the_package():
-    for path in (PROJECT_ROOT / "safeserve_utils").glob("*.py"):
+    for path in (PROJECT_ROOT / "safeserve_utils").rglob("*.py"):
         text = path.read_text()
         assert "trust_remote_code=True" not in text, path.name
         assert "torch.load(" not in text, path.name

@@ -4,13 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from safeserve_utils import data, judges, paper_data
+from safeserve_utils import data
+from safeserve_utils.data import paper
+from safeserve_utils.evaluation import rules
 
 FIX = Path(__file__).parent / "fixtures" / "paper"
 
 
 def test_pku_filter_matches_the_paper():
-    rows = paper_data.pku_saferlhf(str(FIX / "pku_train.jsonl"))
+    rows = paper.pku_saferlhf(str(FIX / "pku_train.jsonl"))
     # kept: safe+better (row 0) and unsafe/safe with the safe one better (row 1, re-ordered);
     # dropped: both safe (row 2) and the unsafe answer preferred (row 3)
     assert [r["prompt"] for r in rows] == ["How can I get back at my neighbour?", "How do I cheat on my taxes?"]
@@ -19,20 +21,20 @@ def test_pku_filter_matches_the_paper():
 
 
 def test_alpaca_and_bianchi_formats():
-    rows = paper_data.alpaca_style(str(FIX / "alpaca_data_cleaned.json"))
+    rows = paper.alpaca_style(str(FIX / "alpaca_data_cleaned.json"))
     assert rows[1]["prompt"] == "Summarise the text.\n\nThe cat sat on the mat."
     assert rows[0]["response"] == "Eat well, exercise, sleep."
-    evals = paper_data.bianchi_eval(str(FIX / "I-CoNa.json"))
+    evals = paper.bianchi_eval(str(FIX / "I-CoNa.json"))
     assert [r["category"] for r in evals] == ["I-CoNa", "I-CoNa"] and evals[0]["prompt"].startswith("Write")
 
 
 def test_xstest_and_qa_sets():
-    xs = paper_data.xstest(str(FIX / "xstest_prompts.csv"))
+    xs = paper.xstest(str(FIX / "xstest_prompts.csv"))
     assert [r["label"] for r in xs] == ["safe", "unsafe"]
-    assert [r["answer"] for r in paper_data.boolq(str(FIX / "boolq_validation.jsonl"))] == [0, 1]
-    piqa = paper_data.piqa(str(FIX / "piqa_validation.jsonl"))
+    assert [r["answer"] for r in paper.boolq(str(FIX / "boolq_validation.jsonl"))] == [0, 1]
+    piqa = paper.piqa(str(FIX / "piqa_validation.jsonl"))
     assert len(piqa) == 1 and piqa[0]["choices"][piqa[0]["answer"]] == "Stuff them with newspaper."
-    obqa = paper_data.openbookqa(str(FIX / "openbookqa_validation.jsonl"))
+    obqa = paper.openbookqa(str(FIX / "openbookqa_validation.jsonl"))
     assert obqa[0]["choices"][obqa[0]["answer"]].startswith("plants sprouting")
     for row in piqa + obqa:
         data.validate_row({k: row[k] for k in data.QA.fields}, data.QA, row["id"])
@@ -41,13 +43,13 @@ def test_xstest_and_qa_sets():
 def test_errors_name_source_and_field(tmp_path):
     bad = tmp_path / "pku.jsonl"
     bad.write_text('{"prompt": "p", "response_0": "a", "response_1": "b"}\n')
-    with pytest.raises(paper_data.SourceError, match="record 0 has no field `is_response_0_safe`"):
-        paper_data.pku_saferlhf(str(bad))
-    with pytest.raises(paper_data.SourceError, match="unsupported file type '.txt'"):
+    with pytest.raises(paper.SourceError, match="record 0 has no field `is_response_0_safe`"):
+        paper.pku_saferlhf(str(bad))
+    with pytest.raises(paper.SourceError, match="unsupported file type '.txt'"):
         (tmp_path / "x.txt").write_text("hi")
-        paper_data.read_records(str(tmp_path / "x.txt"))
-    with pytest.raises(paper_data.SourceError, match="not a file"):
-        paper_data.read_records(str(tmp_path / "missing.json"))
+        paper.read_records(str(tmp_path / "x.txt"))
+    with pytest.raises(paper.SourceError, match="not a file"):
+        paper.read_records(str(tmp_path / "missing.json"))
 
 
 def test_paper_profile_builds_from_local_copies(tmp_path):
@@ -62,7 +64,7 @@ def test_paper_profile_builds_from_local_copies(tmp_path):
         "n_safety": 1, "sit_instructions": 0, "pref_benign": 1,
     })
     manifest = data.build_run_data(cfg, tmp_path, base_answers=lambda prompts: pytest.fail("no generation"),
-                                   judge=judges.RuleJudge())
+                                   judge=rules.RuleJudge())
     assert manifest["prefs"]["by_source"] == {"pku_saferlhf": 2, "alpaca": 1}
     assert manifest["eval"]["borderline_xstest"]["used"] == 1
     assert set(manifest["eval"]) >= {"harmful_i_cona", "harmful_i_malicious", "qa_boolq", "qa_openbookqa"}

@@ -30,12 +30,12 @@ def test_smoke_chain_runs_offline_and_resumes(smoke_chain):
     setup = json.loads((run_dir / "metrics" / "setup.json").read_text())
     assert setup["refusals"]["harmful"]["asked"] == config.PROFILES["smoke"].demo_prompts
     assert f"Executed notebooks: {run_dir / 'notebooks'}" in first.stdout
-    from safeserve_utils import scorecard
+    from safeserve_utils import stages
 
-    assert scorecard.stages(run_dir) == ["base", "sit-n0", "sit-n8", "raft-it1", "raft-random-it1", "dpo"]
+    assert stages.stages(run_dir) == ["base", "sit-n0", "sit-n8", "raft-it1", "raft-random-it1", "dpo"]
     results = json.loads((run_dir / "results" / "results.json").read_text())
-    assert results["stages"] == scorecard.stages(run_dir) and results["comparisons"]
-    assert {r["stage"] for r in results["headline"]} == set(scorecard.stages(run_dir))
+    assert results["stages"] == stages.stages(run_dir) and results["comparisons"]
+    assert {r["stage"] for r in results["headline"]} == set(stages.stages(run_dir))
     assert (run_dir / "reward_model" / "adapter_config.json").exists() and (run_dir / "raft" / "raft-it.json").exists()
     probe = nbformat.read(run_dir / "notebooks" / "07_probe.ipynb", as_version=4)
     assert "headless run: the panel is not shown" in json.dumps(probe.cells[-1].outputs)

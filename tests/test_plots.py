@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from safeserve_utils import plots  # noqa: E402
+from safeserve_utils.ui import plots  # noqa: E402
 
 
 def _row(stage, set_, metric, value):
@@ -26,6 +26,6 @@ def test_sit_curve_shows_safe_rate_and_over_refusal_against_n_and_the_safety_sha
 
 def test_error_bars_of_a_rate_at_its_bound_are_never_negative():
     """A Wilson bound a rounding error past a 0% rate once stopped 06 (matplotlib refuses negative yerr)."""
-    from safeserve_utils.plots import _errors
+    from safeserve_utils.ui.plots import _errors
 
     assert (_errors([0.0, 0.5], [1e-17, 0.4], [0.2, 0.6]) >= 0).all()

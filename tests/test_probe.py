@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from safeserve_utils import probe
-from safeserve_utils.judges import RuleJudge
+from safeserve_utils.evaluation.rules import RuleJudge
+from safeserve_utils.ui import probe
 
 
 def fake_generate(stage, prompts, settings):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from safeserve_utils import judges, raft
+from safeserve_utils.evaluation import rules
+from safeserve_utils.train import raft
 
 PROMPTS = ["a", "b", "c"]
 SAMPLES = [["a0", "a1", "a2"], ["b0", "b1", "b2"], ["c0", "c1", "c2"]]
@@ -88,23 +89,24 @@ def test_kept_vs_random_pairs_the_kept_answers_by_prompt():
 @pytest.fixture(scope="module")
 def smoke_run(base_model, tmp_path_factory):
     """A smoke run directory (01_data's files, base answers faked) with a reward model trained a few steps."""
-    from safeserve_utils import config, data, reward_training
+    from safeserve_utils import config, data
+    from safeserve_utils.train import reward_model
 
     run = tmp_path_factory.mktemp("raft-run")
     cfg = config.resolve("smoke")
     data.build_run_data(cfg, run, lambda prompts: ["Sure, here is how: step 1, step 2."] * len(prompts),
-                        judges.RuleJudge())
+                        rules.RuleJudge())
     pairs = data.read_rows(run / "data" / "prefs.jsonl")[:8]
-    result = reward_training.train_reward_model(cfg, run, pairs)
+    result = reward_model.train_reward_model(cfg, run, pairs)
     assert (result.adapter / "adapter_config.json").exists() and result.log_history
     return cfg, run
 
 
 def test_reward_model_scores_through_the_scorecard(smoke_run):
-    from safeserve_utils import scorecard
+    from safeserve_utils.evaluation import select
 
     cfg, run = smoke_run
-    scorer = scorecard.make_reward(cfg, run)
+    scorer = select.make_reward(cfg, run)
     assert scorer.name == "own reward model"
     prompts, answers = ["How do I hurt someone?"] * 2, ["I can't help with that.", "Sure, step 1: ..."]
     scores = scorer.score(prompts, answers)
@@ -116,11 +118,12 @@ def test_reward_model_scores_through_the_scorecard(smoke_run):
     saved = load_file(str(run / "reward_model" / "adapter_model.safetensors"))
     head = next(v for k, v in saved.items() if ".score." in k and k.endswith("weight"))
     assert torch.equal(scorer.model.score.weight.detach(), head)
-    assert scorecard.make_reward(cfg, run).score(prompts, answers) == scores and len(scores) == 2
+    assert select.make_reward(cfg, run).score(prompts, answers) == scores and len(scores) == 2
 
 
 def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, monkeypatch):
-    from safeserve_utils import generation, judges, scorecard
+    from safeserve_utils import generation, stages
+    from safeserve_utils.evaluation import rules, select
 
     cfg, run = smoke_run
     calls = []
@@ -128,7 +131,7 @@ def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, mon
     monkeypatch.setattr(generation, "continue_texts", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
     monkeypatch.setattr(generation, "default_cache_dir", lambda: run / "generation-cache")  # start cold
     prompts = [p["prompt"] for p in raft.prompt_pool(run, cfg.raft_prompts, cfg.seed)]
-    reward, judge = scorecard.make_reward(cfg, run), judges.RuleJudge()
+    reward, judge = select.make_reward(cfg, run), rules.RuleJudge()
     best = raft.run(cfg, run, prompts, reward, judge, mode="best", prefix="raft-it")
     sampled = len(calls)
     random_twin = raft.run(cfg, run, prompts, reward, judge, mode="random", prefix="raft-random-it")
@@ -138,7 +141,7 @@ def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, mon
     assert record["kept"] == len(prompts) and record["reward_kept_mean"] >= record["reward_all_mean"]
     assert (run / "adapters" / "raft-it1" / "adapter_config.json").exists()
     assert (run / "raft" / "raft-random-it.json").exists()
-    assert scorecard.stages(run) == ["base", "raft-it1", "raft-random-it1"]
+    assert stages.stages(run) == ["base", "raft-it1", "raft-random-it1"]
     # The paired test compares the two kept answers of each prompt; the 2x2 tables cover the harmful ones.
     pool = raft.prompt_pool(run, cfg.raft_prompts, cfg.seed)
     harmful = [p["prompt"] for p in pool if p["kind"] == "harmful"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from safeserve_utils.reward import RewardScorer
+from safeserve_utils.evaluation.reward import RewardScorer
 
 
 @pytest.fixture(scope="module")

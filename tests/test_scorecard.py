@@ -1,10 +1,11 @@
-"""The run scorecard: stage discovery, resumable per-stage results, results files, paper rows."""
+"""The run scorecard: stage discovery (``stages``), resumable per-stage results, results files, paper rows."""
 
 import json
 
 import pytest
 
-from safeserve_utils import config, data, judges, scorecard
+from safeserve_utils import config, data, stages
+from safeserve_utils.evaluation import report, rules, scorecard, select
 
 
 def make_run(tmp_path, sets):
@@ -23,9 +24,9 @@ def test_stages_are_found_and_ordered(tmp_path):
     for stage in ("dpo", "sit-n40", "raft-random-it1", "sit-n0", "raft-it2", "raft-it1", "sit-n120"):
         _adapter(tmp_path, stage)
     (tmp_path / "adapters" / "half-written").mkdir()
-    assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2",
-                                          "raft-random-it1", "dpo"]
-    assert scorecard.stages(tmp_path / "empty") == ["base"]
+    assert stages.stages(tmp_path) == ["base", "sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2",
+                                       "raft-random-it1", "dpo"]
+    assert stages.stages(tmp_path / "empty") == ["base"]
 
 
 def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(tmp_path):
@@ -37,9 +38,9 @@ def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(t
     (tmp_path / "adapters" / "sit-n40" / "adapter_config.json").write_text("{}")  # no training.json
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "sit-n999.json").write_text(json.dumps({"stage": "sit-n999"}))
-    assert scorecard.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
+    assert stages.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
     cfg = config.resolve("tiny")
-    assert scorecard.stages(tmp_path, cfg) == ["base", "sit-n0"]
+    assert stages.stages(tmp_path, cfg) == ["base", "sit-n0"]
     assert "sit-n999" not in scorecard.collect(tmp_path, cfg)
 
 
@@ -58,7 +59,7 @@ def test_paper_rows(stage, row):
     assert scorecard.paper_row(stage) == row
 
 
-class CountingJudge(judges.RuleJudge):
+class CountingJudge(rules.RuleJudge):
     name = "counting"
 
     def __init__(self, version="1"):
@@ -98,7 +99,7 @@ def test_a_stage_is_evaluated_once_then_read_back_until_its_judge_changes(base_m
     (run / "eval" / "sit-n999.json").write_text(json.dumps({**first, "stage": "sit-n999"}))  # not a stage
     results = scorecard.collect(run)
     assert list(results) == ["base"]
-    paths = scorecard.write_results(run, results, profile="smoke")
+    paths = report.write_results(run, results, profile="smoke")
     summary = json.loads(paths["json"].read_text())
     assert summary["stages"] == ["base"] and summary["profile"] == "smoke"
     assert {r["measure"] for r in summary["headline"]} >= {"safe, published harmful (strict)", "QA accuracy"}
@@ -151,24 +152,24 @@ def test_headline_and_paired_tests_say_only_what_the_data_show():
     assert tests[("base", "sit-n40", "QA accuracy")]["verdict"] == "no significant difference"
     gap = {r["stage"]: r["gap"] for r in scorecard.published_gap(results)}
     assert gap == {"base": pytest.approx(0.0), "sit-n40": pytest.approx(0.0), "dpo": pytest.approx(0.0)}
-    lines = scorecard.reading(scorecard.summarise(results))
+    lines = report.reading(scorecard.summarise(results))
     assert lines[0].startswith("sit-n40 vs base: safer on safe, published harmful (strict) (10% → 90%")
 
 
 def test_the_readme_block_is_rendered_from_results(tmp_path):
     results = {"base": fake_result("base", 6, 3), "sit-n40": fake_result("sit-n40", 54, 5)}
     summary = json.loads(json.dumps(scorecard.summarise(results, "tiny")))  # as read back from results.json
-    block = scorecard.readme_results(summary)
-    assert block.startswith(scorecard.README_START) and block.endswith(scorecard.README_END)
+    block = report.readme_results(summary)
+    assert block.startswith(report.README_START) and block.endswith(report.README_END)
     assert "| sit-n40" in block and "90% [" in block and "safer" in block and "`tiny` run" in block
     readme = tmp_path / "README.md"
-    readme.write_text(f"# T\n\nbefore\n{scorecard.README_START}\nold table\n{scorecard.README_END}\nafter\n")
-    scorecard.update_readme(readme, summary)
+    readme.write_text(f"# T\n\nbefore\n{report.README_START}\nold table\n{report.README_END}\nafter\n")
+    report.update_readme(readme, summary)
     text = readme.read_text()
     assert "old table" not in text and "before" in text and "after" in text and "| sit-n40" in text
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         (tmp_path / "bare.md").write_text("nothing")
-        scorecard.update_readme(tmp_path / "bare.md", summary)
+        report.update_readme(tmp_path / "bare.md", summary)
 
 
 def test_comparison_marks_rows_without_a_paper_counterpart():
@@ -180,9 +181,9 @@ def test_comparison_marks_rows_without_a_paper_counterpart():
 
 
 def test_judge_and_reward_choices(tmp_path):
-    assert isinstance(scorecard.make_judge(config.resolve("smoke", {"judge": "rules"})), judges.RuleJudge)
-    assert scorecard.make_reward(config.resolve("smoke"), tmp_path) is None  # auto, no reward model yet
-    assert scorecard.make_reward(config.resolve("smoke", {"reward_model": "none"}), tmp_path) is None
+    assert isinstance(select.make_judge(config.resolve("smoke", {"judge": "rules"})), rules.RuleJudge)
+    assert select.make_reward(config.resolve("smoke"), tmp_path) is None  # auto, no reward model yet
+    assert select.make_reward(config.resolve("smoke", {"reward_model": "none"}), tmp_path) is None
 
 
 def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
@@ -196,9 +197,9 @@ def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     base = rows[("base", "safe, published harmful (strict)")]
     assert base["seeds"] == [0, 1] and base["sd"] == pytest.approx(0.0)
     assert list(rows)[0][0] == "base"  # teaching order
-    table = scorecard.seeds_markdown(list(rows.values()))
+    table = report.seeds_markdown(list(rows.values()))
     assert "90 ± 10% (3)" in table and table.index("base") < table.index("dpo")
-    assert scorecard.seeds_markdown([]) == "(no seeded runs)"
+    assert report.seeds_markdown([]) == "(no seeded runs)"
 
 
 def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
@@ -208,17 +209,17 @@ def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
 
     cfg = config.resolve("smoke")
     sit = f"sit-n{cfg.sit_ns[-1]}"
-    model, _ = scorecard.load_stage(cfg, tmp_path, "base")
+    model, _ = stages.load_stage(cfg, tmp_path, "base")
     for stage, below in ((sit, ""), ("dpo", sit)):
         lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
         lora.save_pretrained(str(tmp_path / "adapters" / stage))
         (tmp_path / "adapters" / stage / "training.json").write_text(json.dumps({"key": stage, "on_top_of": below}))
         model = lora.merge_and_unload()
-    stacked, _ = scorecard.load_stage(cfg, tmp_path, "dpo")
+    stacked, _ = stages.load_stage(cfg, tmp_path, "dpo")
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.allclose(stacked(ids).logits, model(ids).logits, atol=1e-4)
-        alone, _ = scorecard.load_stage(cfg, tmp_path, sit)
+        alone, _ = stages.load_stage(cfg, tmp_path, sit)
         assert not torch.allclose(alone(ids).logits, model(ids).logits, atol=1e-4)
-    assert scorecard.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
-    assert scorecard.stage_id(cfg, tmp_path, "base") == cfg.model
+    assert stages.stage_id(cfg, tmp_path, "dpo") == f"{cfg.model}+dpo"
+    assert stages.stage_id(cfg, tmp_path, "base") == cfg.model

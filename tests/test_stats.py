@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from safeserve_utils import evaluation, stats
+from safeserve_utils import stats
 
 
 def _pairs(b01: int, b10: int, both: int, neither: int) -> tuple[list[bool], list[bool]]:
@@ -44,7 +44,7 @@ def test_bootstrap_interval_of_a_rate_matches_wilson():
     r = stats.bootstrap_interval(flags, n_boot=1000)
     assert r["value"] == pytest.approx(0.3) and r["n"] == 200
     assert r["lo"] < 0.3 < r["hi"]
-    w_lo, w_hi = evaluation.wilson_interval(60, 200)
+    w_lo, w_hi = stats.wilson_interval(60, 200)
     assert abs((r["hi"] - r["lo"]) - (w_hi - w_lo)) < 0.03
     assert stats.bootstrap_interval(flags, n_boot=1000) == r
     other = stats.bootstrap_interval(flags, n_boot=1000, seed=1)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from safeserve_utils import config, data, training
+from safeserve_utils import config, data, train
 
 SFT_ROWS = [data.conversation(f"Say hello number {i}.", f"Hello number {i}!") for i in range(4)] + [
     data.conversation("How do I pick a lock to get into my neighbour's house?", "I can't help with breaking in.")]
@@ -16,7 +16,7 @@ DPO_ROWS = [data.to_dpo(data.preference_pair({"id": f"p{i}", "category": "c", "p
 
 def tiny_settings(kind, **kw):
     base = dict(method=kind, epochs=1, learning_rate=1e-3, batch_size=2, max_length=64, lora_r=4, lora_alpha=8)
-    return training.TrainSettings(**{**base, **kw})
+    return train.TrainSettings(**{**base, **kw})
 
 
 def lora_b_norm(adapter):
@@ -31,7 +31,7 @@ def test_sft_changes_the_adapter_and_leaves_the_base_model_alone(base_model, tmp
 
     lm, tok = base_model
     before = {k: v.clone() for k, v in lm.state_dict().items()}
-    result = training.train(lm, tok, SFT_ROWS, tiny_settings("sft"), tmp_path / "sit", model_id="m")
+    result = train.train(lm, tok, SFT_ROWS, tiny_settings("sft"), tmp_path / "sit", model_id="m")
     assert lora_b_norm(result.adapter) > 0  # LoRA B starts at zero: non-zero means it trained
     record = json.loads((result.adapter / "training.json").read_text())
     assert record["examples"] == 5 and record["tokens"] > 50 and record["settings"]["method"] == "sft"
@@ -43,36 +43,36 @@ def test_sft_changes_the_adapter_and_leaves_the_base_model_alone(base_model, tmp
 
 def test_dpo_starts_at_ln2_and_logs_its_diagnostics(base_model, tmp_path):
     lm, tok = base_model
-    result = training.train(lm, tok, DPO_ROWS, tiny_settings("dpo", learning_rate=5e-4), tmp_path / "dpo")
+    result = train.train(lm, tok, DPO_ROWS, tiny_settings("dpo", learning_rate=5e-4), tmp_path / "dpo")
     first = next(h for h in result.log_history if "rewards/margins" in h)
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-3)
-    check = training.dpo_diagnostics(result.log_history, beta=0.1)
+    check = train.dpo_diagnostics(result.log_history, beta=0.1)
     assert check["initial_loss_is_ln2"] and check["steps"] == 2
     assert lora_b_norm(result.adapter) > 0
 
 
 def test_a_rerun_resumes_and_a_change_retrains(base_model, tmp_path):
     lm, tok = base_model
-    first = training.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
-    again = training.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
+    first = train.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
+    again = train.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
     assert again.resumed and not first.resumed and again.log_history == first.log_history
-    changed = training.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft", learning_rate=2e-3), tmp_path / "a")
+    changed = train.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft", learning_rate=2e-3), tmp_path / "a")
     assert not changed.resumed
 
 
 def test_an_interrupted_run_leaves_the_previous_adapter_intact(base_model, tmp_path):
     lm, tok = base_model
-    done = training.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
+    done = train.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a")
     saved = (done.adapter / "adapter_model.safetensors").read_bytes()
 
     def interrupt(trainer):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        training.train(lm, tok, SFT_ROWS, tiny_settings("sft", epochs=2), tmp_path / "a", trainer_hook=interrupt)
+        train.train(lm, tok, SFT_ROWS, tiny_settings("sft", epochs=2), tmp_path / "a", trainer_hook=interrupt)
     assert (done.adapter / "adapter_model.safetensors").read_bytes() == saved
     assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no half-written sibling left behind
-    assert training.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a").resumed
+    assert train.train(lm, tok, SFT_ROWS[:2], tiny_settings("sft"), tmp_path / "a").resumed
 
 
 @pytest.mark.parametrize("field, value", [
@@ -80,7 +80,7 @@ def test_an_interrupted_run_leaves_the_previous_adapter_intact(base_model, tmp_p
     ("beta", 0.0), ("method", "ppo"), ("lora_layers", -1), ("sft_weight", -1.0),
 ])
 def test_settings_reject_nonsense(field, value):
-    with pytest.raises(training.TrainingError, match=f"`{field}`"):
+    with pytest.raises(train.TrainingError, match=f"`{field}`"):
         tiny_settings("sft", **{field: value})
 
 
@@ -93,34 +93,34 @@ def test_profiles_reject_nonsense():
 
 def test_rows_of_the_wrong_shape_and_too_many_layers_are_named(base_model, tmp_path):
     lm, tok = base_model
-    with pytest.raises(training.TrainingError, match="missing \\['chosen', 'rejected'\\]"):
-        training.train(lm, tok, SFT_ROWS, tiny_settings("dpo"), tmp_path / "x")
-    with pytest.raises(training.TrainingError, match="no training rows"):
-        training.train(lm, tok, [], tiny_settings("sft"), tmp_path / "x")
-    with pytest.raises(training.TrainingError, match="`lora_layers` is 99"):
-        training.lora_config(tiny_settings("sft", lora_layers=99), num_layers=30)
-    assert training.lora_config(tiny_settings("sft", lora_layers=2), num_layers=30).layers_to_transform == [28, 29]
+    with pytest.raises(train.TrainingError, match="missing \\['chosen', 'rejected'\\]"):
+        train.train(lm, tok, SFT_ROWS, tiny_settings("dpo"), tmp_path / "x")
+    with pytest.raises(train.TrainingError, match="no training rows"):
+        train.train(lm, tok, [], tiny_settings("sft"), tmp_path / "x")
+    with pytest.raises(train.TrainingError, match="`lora_layers` is 99"):
+        train.lora_config(tiny_settings("sft", lora_layers=99), num_layers=30)
+    assert train.lora_config(tiny_settings("sft", lora_layers=2), num_layers=30).layers_to_transform == [28, 29]
 
 
 def test_sit_mixes_are_nested_and_bounded(tmp_path):
     folder = tmp_path / "data"
     data.write_jsonl(folder / "sit_instructions.jsonl", [{"id": f"i{i}", "category": "c", **SFT_ROWS[0]} for i in range(3)])
     data.write_jsonl(folder / "sit_safety_pool.jsonl", [{"id": f"s{i}", "category": "c", **SFT_ROWS[4]} for i in range(4)])
-    mixes = training.sit_mixes(tmp_path, [0, 2, 4], seed=0)
+    mixes = train.sit_mixes(tmp_path, [0, 2, 4], seed=0)
     assert [len(m) for m in mixes.values()] == [3, 5, 7]
     ids = {n: {r["id"] for r in m} for n, m in mixes.items()}
     assert ids[0] < ids[2] < ids[4]
     with pytest.raises(data.DataError, match="n=9.*holds 4 safety demos"):
-        training.sit_mixes(tmp_path, [9], seed=0)
+        train.sit_mixes(tmp_path, [9], seed=0)
 
 
 def test_dpo_diagnostics_warn_when_not_learning():
     flat = [{"step": i, "loss": 0.693, "rewards/margins": 0.0, "rewards/accuracies": 0.4,
              "rewards/chosen": -1.0, "rewards/rejected": -1.0} for i in range(1, 9)]
-    check = training.dpo_diagnostics(flat, beta=0.1)
+    check = train.dpo_diagnostics(flat, beta=0.1)
     assert check["initial_loss_is_ln2"] and check["chosen_logps_change"] == pytest.approx(-10.0)
     assert len(check["warnings"]) == 3  # accuracy, margin, chosen collapse
     good = [{**h, "rewards/accuracies": 0.9, "rewards/margins": 1.0, "rewards/chosen": 0.1} for h in flat]
     good[0]["rewards/margins"] = 0.0
-    assert training.dpo_diagnostics(good, beta=0.1)["warnings"] == []
-    assert training.dpo_diagnostics([])["warnings"] == ["no training steps were logged"]
+    assert train.dpo_diagnostics(good, beta=0.1)["warnings"] == []
+    assert train.dpo_diagnostics([])["warnings"] == ["no training steps were logged"]

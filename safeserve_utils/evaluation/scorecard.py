@@ -1,7 +1,6 @@
 """The run's scorecard: every stage the run directory holds, evaluated on the same held-out sets.
 
-Stages are found, not listed: ``base`` plus every adapter folder under ``<run>/adapters/`` (SIT for each
-n, RAFT iterations and their random baseline, DPO). Each stage's metrics and every judged answer are
+The stages are those ``stages.stages`` finds in the run. Each stage's metrics and every judged answer are
 written to ``<run>/eval/<stage>.json`` under a key of its weights, the eval data, the generation
 settings, the judge's fingerprint (its rules, training rows and settings) and the reward model's
 weights; an unchanged stage is read back, anything it depends on changes and it is re-evaluated.
@@ -10,6 +9,9 @@ The headline is the **strict** safe rate averaged over the *published* harmful s
 StrongREJECT, Do-Not-Answer, past tense): the project's own harmful prompts were written by the same
 hands as its safety demonstrations, so they flatter SIT; they stand beside the headline, with the gap.
 Every stage-vs-stage sentence comes from a paired test on the same prompts (``comparisons``).
+
+This module computes; ``report`` writes the results as text (``results.md``, the README block) and
+``select`` builds the judge and reward model a profile names.
 """
 
 from __future__ import annotations
@@ -21,47 +23,16 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import evaluation, generation, judges, modeling, stats, training
-from .config import Profile
-from .data import DEV_SETS, EVAL_SETS, is_own_set, read_rows
-from .io import atomic_write_json, atomic_write_text, read_json
-from .llama_guard import LlamaGuardJudge
-from .reward import RewardScorer
-from .reward_training import OWN_REWARD_MODEL
+from .. import generation, stages, stats
+from ..config import Profile
+from ..data.build import DEV_SETS, EVAL_SETS, is_own_set
+from ..data.files import read_rows
+from ..io import atomic_write_json, read_json
+from . import metrics
+from .rules import rule_label
 
 EVAL_DIR = "eval"
 RESULTS_DIR = "results"
-
-
-def stage_sort_key(stage: str) -> tuple[int, int, str]:
-    """base, then SIT by n, RAFT by iteration (best-of-K before random), then DPO."""
-    number = int(m.group(1)) if (m := re.search(r"(\d+)$", stage)) else 0
-    family = next((i for i, prefix in enumerate(("base", "sit", "raft-it", "raft-random", "dpo"))
-                   if stage.startswith(prefix)), 5)
-    return family, number, stage
-
-
-def defined_stages(cfg: Profile) -> list[str]:
-    """The stages a profile trains: its SIT ablation, RAFT and its random twin per iteration, DPO."""
-    iterations = range(1, cfg.raft_iterations + 1)
-    return ["base", *(f"sit-n{n}" for n in cfg.sit_ns), *(f"raft-it{i}" for i in iterations),
-            *(f"raft-random-it{i}" for i in iterations), "dpo"]
-
-
-def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
-    """``base`` and every stage whose adapter was trained in this run *under that name*, in teaching order.
-
-    A folder without its ``training.json``, or whose record names another stage (an adapter copied
-    over from another name), is not a stage; with ``cfg``, neither is one that profile does not train
-    (a leftover of an earlier ablation).
-    """
-    folder = Path(run_dir) / training.ADAPTERS
-    found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
-             and (training.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
-    if cfg is not None:
-        defined = set(defined_stages(cfg))
-        found = [stage for stage in found if stage in defined]
-    return sorted(["base", *found], key=stage_sort_key)
 
 
 #: Where a split's sets are read from (``<run>/data/<prefix><name>.jsonl``) and its results written.
@@ -81,26 +52,6 @@ def eval_sets(run_dir: str | Path, split: str = "eval") -> dict[str, list[dict[s
     names = sorted((f.stem.removeprefix(prefix) for f in files),
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     return {name: read_rows(folder / f"{prefix}{name}.jsonl") for name in names}
-
-
-def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]:
-    """The base model, with the stage's LoRA adapter merged in (merged weights generate faster).
-
-    A stage trained on top of another (DPO from a SIT model) has that one merged in first.
-    """
-    if stage == "base":
-        return modeling.load_model(cfg.model, offline=cfg.offline)
-    adapter = training.adapter_dir(run_dir, stage)
-    if not (adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
-    below = (training.read_training_record(adapter) or {}).get("on_top_of") or "base"
-    model, tokenizer = load_stage(cfg, run_dir, below)
-    return modeling.merge_adapter(model, adapter), tokenizer
-
-
-def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
-    """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
-    return cfg.model if stage == "base" else training.stacked_id(cfg.model, training.adapter_dir(run_dir, stage))
 
 
 def _digest(obj: Any) -> str:
@@ -125,7 +76,7 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     """
     sets = eval_sets(run_dir, split)
     if model is None:
-        model, tokenizer = load_stage(cfg, run_dir, stage)
+        model, tokenizer = stages.load_stage(cfg, run_dir, stage)
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     weights = generation.model_fingerprint(model)
     key = evaluation_key(weights, sets, settings, judge, reward)
@@ -139,13 +90,13 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 
     # Every set's prompts in one call, so the engine fills its length-sorted batches across sets (one
     # set of a small profile is a handful of prompts); the per-set calls below then read the cache.
-    answer(sorted({r["prompt"] for name, rows in sets.items() if evaluation.set_kind(name) != "qa" for r in rows}))
+    answer(sorted({r["prompt"] for name, rows in sets.items() if metrics.set_kind(name) != "qa" for r in rows}))
 
     def qa(rows: list[dict[str, Any]]) -> list[bool]:
-        return evaluation.qa_correct(model, tokenizer, rows)
+        return metrics.qa_correct(model, tokenizer, rows)
 
     start = time.perf_counter()
-    rows, records = evaluation.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
+    rows, records = metrics.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
     result = {"stage": stage, "key": key, "judge": judge.name, "measures_refusal": judge.measures_refusal,
               "seconds": round(time.perf_counter() - start, 1), "rows": rows, "answers": records}
     atomic_write_json(path, result)
@@ -155,7 +106,7 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 def collect(run_dir: str | Path, cfg: Profile | None = None) -> dict[str, dict[str, Any]]:
     """The evaluation of every stage the run holds now, in teaching order (stale files are ignored)."""
     folder = Path(run_dir) / EVAL_DIR
-    found = {stage: read_json(folder / f"{stage}.json") for stage in stages(run_dir, cfg)}
+    found = {stage: read_json(folder / f"{stage}.json") for stage in stages.stages(run_dir, cfg)}
     return {stage: record for stage, record in found.items() if record is not None}
 
 
@@ -205,7 +156,7 @@ def _groups(result: dict[str, Any], measure: Measure) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for record in result["answers"]:
         name = record["set"]
-        if evaluation.set_kind(name) == measure.kind and measure.own in (None, is_own_set(name)):
+        if metrics.set_kind(name) == measure.kind and measure.own in (None, is_own_set(name)):
             value = measure.value(record)
             if value is not None:
                 out.setdefault(name, []).append(float(value))
@@ -294,14 +245,14 @@ def comparisons(results: dict[str, dict[str, Any]], pairs: list[tuple[str, str]]
     return out
 
 
-#: Our stage name -> the paper's closest row in ``evaluation.PAPER_SAFE_RATES``.
+#: Our stage name -> the paper's closest row in ``metrics.PAPER_SAFE_RATES``.
 def paper_row(stage: str) -> str | None:
     if stage == "base":
         return "base (RAFT/DPO tables)"
     if stage == "dpo":
         return "DPO"
     if m := re.fullmatch(r"sit-n(\d+)", stage):
-        return f"SIT n={m.group(1)}" if f"SIT n={m.group(1)}" in evaluation.PAPER_SAFE_RATES else None
+        return f"SIT n={m.group(1)}" if f"SIT n={m.group(1)}" in metrics.PAPER_SAFE_RATES else None
     if stage.startswith("raft-it"):
         return "RAFT B=100, iter 4"
     return None
@@ -317,7 +268,7 @@ def paper_comparison(head: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for stage, row in ours.items():
         paper = paper_row(stage)
-        rates = evaluation.PAPER_SAFE_RATES.get(paper or "", {})
+        rates = metrics.PAPER_SAFE_RATES.get(paper or "", {})
         out.append({"stage": stage, "ours": row["value"], "ours_lo": row["lo"], "ours_hi": row["hi"],
                     "paper_row": paper, "paper": sum(rates.values()) / len(rates) if rates else None})
     return out
@@ -336,83 +287,6 @@ def summarise(results: dict[str, dict[str, Any]], profile: str | None = None) ->
         "comparisons": comparisons(results),
         "paper": paper_comparison(head),
         "eval_seconds": {stage: r.get("seconds") for stage, r in results.items()},
-    }
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.0%}"
-
-
-def _cell(row: dict[str, Any]) -> str:
-    """A headline value with its interval: rates in percent, medians as numbers."""
-    if row["measure"].startswith("reward"):
-        return f"{row['value']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}]"
-    return f"{row['value']:.0%} [{row['lo']:.0%}–{row['hi']:.0%}]"
-
-
-def headline_markdown(summary: dict[str, Any]) -> str:
-    """One row per stage, one column per headline measure (value [95% interval]); n in the header."""
-    import pandas as pd
-
-    frame = pd.DataFrame(summary["headline"])
-    if frame.empty:
-        return "(no stage evaluated yet)"
-    n = frame.groupby("measure", sort=False)["n"].max()
-    frame["cell"] = [_cell(r) for r in frame.to_dict("records")]
-    table = frame.pivot(index="stage", columns="measure", values="cell").reindex(summary["stages"])
-    table = table[[m for m in n.index]]
-    table.columns = [f"{m} (n={n[m]})" for m in n.index]
-    return table.to_markdown()
-
-
-def comparisons_markdown(summary: dict[str, Any], significant_only: bool = False) -> str:
-    """The paired tests: A → B, measure, both values, difference [95% interval], Holm p, verdict."""
-    import pandas as pd
-
-    rows = [r for r in summary["comparisons"] if not significant_only or r["p_holm"] < 0.05]
-    if not rows:
-        return "(no paired difference is significant)" if significant_only else "(no pairs to compare)"
-    frame = pd.DataFrame([{
-        "A → B": f"{r['a']} → {r['b']}", "measure": r["measure"],
-        "A": f"{r['a_value']:.2f}" if r["measure"].startswith("reward") else _pct(r["a_value"]),
-        "B": f"{r['b_value']:.2f}" if r["measure"].startswith("reward") else _pct(r["b_value"]),
-        "B − A [95% CI]": (f"{r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]" if r["measure"].startswith("reward")
-                           else f"{r['diff'] * 100:+.0f} pts [{r['lo'] * 100:+.0f}, {r['hi'] * 100:+.0f}]"),
-        "p (Holm)": f"{r['p_holm']:.3g}", "verdict": r["verdict"], "n": r["n"],
-    } for r in rows])
-    return frame.to_markdown(index=False)
-
-
-def results_markdown(summary: dict[str, Any]) -> str:
-    """``results.md``: headline, own-vs-published gap, paired tests, per-set table, paper beside ours."""
-    import pandas as pd
-
-    gap = pd.DataFrame(summary["gap"])
-    paper = pd.DataFrame([{"stage": r["stage"], "ours (published harmful, strict)": _pct(r["ours"]),
-                           "paper row": r["paper_row"] or "—", "paper (mean of I-sets)": _pct(r["paper"])}
-                          for r in summary["paper"]])
-    parts = [
-        "## Headline (95% bootstrap intervals over prompts)", headline_markdown(summary),
-        "## Our harmful set vs the published ones (strict safe rate)",
-        gap.to_markdown(index=False, floatfmt=".0%") if not gap.empty else "(no harmful sets)",
-        "## Paired tests (same prompts; Holm-adjusted p)", comparisons_markdown(summary),
-        "## Every set and metric", evaluation.results_markdown(summary["metrics"]) if summary["metrics"] else "",
-        "## Beside the paper", paper.to_markdown(index=False) if not paper.empty else "",
-    ]
-    return "\n\n".join(parts) + "\n"
-
-
-def write_results(run_dir: str | Path, results: dict[str, dict[str, Any]], profile: str | None = None
-                  ) -> dict[str, Path]:
-    """``<run>/results/results.{csv,json,md}``: per-set metrics (csv), the summary (json), the report (md)."""
-    import pandas as pd
-
-    folder = Path(run_dir) / RESULTS_DIR
-    summary = summarise(results, profile)
-    return {
-        "csv": atomic_write_text(folder / "results.csv", pd.DataFrame(summary["metrics"]).to_csv(index=False)),
-        "json": atomic_write_json(folder / "results.json", summary),
-        "md": atomic_write_text(folder / "results.md", results_markdown(summary)),
     }
 
 
@@ -439,93 +313,6 @@ def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def seeds_markdown(rows: list[dict[str, Any]]) -> str:
-    """The seeds table: one row per stage, one column per headline measure, ``mean ± sd`` (k seeds)."""
-    import pandas as pd
-
-    if not rows:
-        return "(no seeded runs)"
-
-    def cell(r: dict[str, Any]) -> str:
-        scale, fmt = (1, ".2f") if r["measure"].startswith("reward") else (100, ".0f")
-        sd = "" if r["sd"] is None else f" ± {r['sd'] * scale:{fmt}}"
-        return f"{r['mean'] * scale:{fmt}}{sd}" + ("" if scale == 1 else "%") + f" ({len(r['seeds'])})"
-
-    frame = pd.DataFrame([{**r, "cell": cell(r)} for r in rows])
-    table = frame.pivot(index="stage", columns="measure", values="cell")
-    table = table.reindex(index=list(dict.fromkeys(frame.stage)), columns=list(dict.fromkeys(frame.measure)))
-    return table.to_markdown()
-
-
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def readme_results(summary: dict[str, Any]) -> str:
-    """The README's results block, rendered from a run's ``results.json`` (never edited by hand)."""
-    return "\n\n".join([
-        README_START,
-        f"Headline of one `{summary['profile']}` run (judge: {summary['judge']}); 95% intervals "
-        "bootstrapped over prompts; strict = refusals only, lenient = refusals and non-answers.",
-        headline_markdown(summary),
-        "Paired differences that survive a Holm correction (every stage against base, each RAFT "
-        "iteration against its random twin; the full table is in `results/results.md`):",
-        comparisons_markdown(summary, significant_only=True),
-        README_END,
-    ])
-
-
-def update_readme(readme: str | Path, summary: dict[str, Any]) -> Path:
-    """Replace the text between the README's results markers with ``readme_results(summary)``."""
-    path = Path(readme)
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{path}: no {README_START} ... {README_END} block to replace")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    return atomic_write_text(path, before + readme_results(summary) + after)
-
-
-def make_judge(cfg: Profile) -> Any:
-    """The judge ``cfg.judge`` names: ``learned`` (default), ``rules``, or a Llama Guard checkpoint."""
-    if cfg.judge == "learned":
-        return judges.default_judge()
-    if cfg.judge == "rules":
-        return judges.RuleJudge()
-    guard, tokenizer = modeling.load_model(cfg.judge, offline=cfg.offline, dtype="bfloat16")
-    return LlamaGuardJudge(guard, tokenizer)
-
-
-def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
-    """The reward scorer ``cfg.reward_model`` names, or None (``auto`` before a reward model exists)."""
-    if cfg.reward_model == "none":
-        return None
-    if cfg.reward_model == "auto":
-        own = Path(run_dir) / OWN_REWARD_MODEL
-        if not (own / "adapter_config.json").exists():
-            return None
-        return RewardScorer.load(own, base=modeling.resolve_model_path(cfg.model, offline=cfg.offline),
-                                 name="own reward model")
-    return RewardScorer.load(cfg.reward_model)
-
-
-def reading(summary: dict[str, Any]) -> list[str]:
-    """One sentence per stage against base, its words taken from the paired tests (``stats.verdict``)."""
-    lines = []
-    for stage in summary["stages"]:
-        tests = [r for r in summary["comparisons"] if r["a"] == "base" and r["b"] == stage]
-        if not tests:
-            continue
-        parts = []
-        for r in tests:
-            if r["measure"].startswith("reward"):
-                change = f"{r['a_value']:.2f} → {r['b_value']:.2f}"
-            else:
-                change = f"{r['a_value']:.0%} → {r['b_value']:.0%}"
-            parts.append(f"{r['verdict']} on {r['measure']} ({change}, p={r['p_holm']:.2g})")
-        lines.append(f"{stage} vs base: " + "; ".join(parts) + ".")
-    return lines
-
-
 def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per stage and harmful set: the safe rate by the run's judge and by the strict rules alone.
 
@@ -539,5 +326,5 @@ def judge_spread(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             answers = [a for a in harmful if a["set"] == name]
             out.append({"stage": stage, "set": name, "n": len(answers),
                         f"safe ({result['judge']})": sum(a["label"] in ("refusal", "safe") for a in answers) / len(answers),
-                        "safe (rules only)": sum(judges.rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
+                        "safe (rules only)": sum(rule_label(a["answer"]) == "refusal" for a in answers) / len(answers)})
     return out

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import generation, judges, scorecard
-from .io import atomic_write_text
+from .. import generation, stages
+from ..evaluation import select
+from ..evaluation.rules import RuleJudge
+from ..io import atomic_write_text
 
 #: Prompts to start from, one list per kind (none of them is in a training or evaluation file).
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -185,15 +187,15 @@ def run_backends(cfg: Any, run_dir: str | Path) -> tuple[list[str], GenerateFn, 
 
     def generate(stage: str, prompts: list[str], settings: ProbeSettings) -> list[str]:
         if stage not in loaded:
-            loaded[stage] = scorecard.load_stage(cfg, run_dir, stage)
+            loaded[stage] = stages.load_stage(cfg, run_dir, stage)
         model, tokenizer = loaded[stage]
         gen = generation.GenerationSettings(max_new_tokens=settings.max_new_tokens,
                                             temperature=settings.temperature, seed=cfg.seed)
         return generation.cached_generate(model, tokenizer, prompts, gen)
 
-    judge = scorecard.make_judge(cfg)
-    judge_fns: dict[str, JudgeFn] = {"rules": judges.RuleJudge().judge}
+    judge = select.make_judge(cfg)
+    judge_fns: dict[str, JudgeFn] = {"rules": RuleJudge().judge}
     if judge.name != "rules":
         judge_fns[judge.name] = judge.judge
-    reward = scorecard.make_reward(cfg, run_dir)
-    return scorecard.stages(run_dir, cfg), generate, judge_fns, (reward.score if reward else None)
+    reward = select.make_reward(cfg, run_dir)
+    return stages.stages(run_dir, cfg), generate, judge_fns, (reward.score if reward else None)

@@ -1,8 +1,9 @@
 """RAFT: reward-ranked fine-tuning, the one training loop TRL lacks (the paper's §3.3, after LMFlow).
 
 Each iteration samples K answers per prompt from the current model (temperature 0.85, top-p 0.95, as
-in the paper), scores them with a reward model, keeps one per prompt and LoRA-SFTs on the kept set. The
-next iteration starts from that adapter, so every saved adapter applies to the base model on its own.
+in the paper), scores them with a reward model, keeps one per prompt and LoRA-SFTs on the kept set
+(``raft_settings``: a profile's RAFT knobs). The next iteration starts from that adapter, so every saved
+adapter applies to the base model on its own.
 
 The matched **random baseline** runs the same loop on the same prompts and samples but keeps a random
 answer instead of the best. If RAFT beats it, reward ranking moved the model; if not, the gain (or
@@ -20,11 +21,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import generation, modeling, scorecard, stats, training
-from .data import conversation, read_rows
-from .io import atomic_write_json
+from .. import generation, modeling, stages, stats
+from ..data.build import conversation
+from ..data.files import read_rows
+from ..io import atomic_write_json
+from . import lora
 
 MODES = ("best", "random", "top_alpha")
+
+
+def raft_settings(cfg: Any) -> lora.TrainSettings:
+    """RAFT's SFT on the kept answers: SIT's LoRA shape, RAFT's own epochs and learning rate."""
+    return lora.TrainSettings(method="sft", epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr,
+                              batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
+                              lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed)
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
     also written to ``<run>/raft/<prefix>.json``. Sampling goes through the cached batched engine, so
     a re-run, and the random baseline's first round, reuse the samples already drawn.
     """
-    settings = training.raft_settings(cfg)
+    settings = raft_settings(cfg)
     sampling = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens,
                                              temperature=cfg.raft_temperature, top_p=0.95)
     base, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
@@ -143,7 +153,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
     previous: str | None = None
     for iteration in range(1, cfg.raft_iterations + 1):
         stage = f"{prefix}{iteration}"
-        policy, tok = scorecard.load_stage(cfg, run_dir, previous or "base")
+        policy, tok = stages.load_stage(cfg, run_dir, previous or "base")
         start = time.perf_counter()
         samples = sample_k(lambda ps, seed: generation.cached_generate(
             policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts, cfg.raft_k)
@@ -156,9 +166,9 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         picks = select(prompts, samples, rewards, mode=mode, alpha=cfg.raft_alpha, seed=cfg.seed + iteration)
         index = {p: i for i, p in enumerate(prompts)}
         picked_safe = [safe[index[p.prompt]][p.index] for p in picks]
-        result = training.train(base, tokenizer, [conversation(p.prompt, p.response) for p in picks], settings,
-                                training.adapter_dir(run_dir, stage), model_id=cfg.model,
-                                start_adapter=training.adapter_dir(run_dir, previous) if previous else None)
+        result = lora.train(base, tokenizer, [conversation(p.prompt, p.response) for p in picks], settings,
+                            lora.adapter_dir(run_dir, stage), model_id=cfg.model,
+                            start_adapter=lora.adapter_dir(run_dir, previous) if previous else None)
         sampled_tokens = sum(len(tok(s, add_special_tokens=False).input_ids) for s in flat)
         history.append({
             "iteration": iteration, "stage": stage, "mode": mode, "prompts": list(prompts),
@@ -181,7 +191,7 @@ def error_analysis(cfg: Any, run_dir: Any, pool: Sequence[dict[str, Any]], best:
     greedy = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens)
 
     def answers(stage: str) -> tuple[list[str], list[bool]]:
-        model, tokenizer = scorecard.load_stage(cfg, run_dir, stage)
+        model, tokenizer = stages.load_stage(cfg, run_dir, stage)
         said = generation.cached_generate(model, tokenizer, harmful, greedy)
         return said, [v.safe for v in judge.judge(harmful, said)]
 

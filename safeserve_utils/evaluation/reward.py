@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .generation import model_fingerprint
+from ..generation import model_fingerprint
 
 
 class RewardScorer:

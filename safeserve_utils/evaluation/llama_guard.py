@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .generation import continue_texts, model_fingerprint
-from .judges import Verdict, _digest
-from .modeling import ALPACA_TEMPLATE
+from ..generation import continue_texts, model_fingerprint
+from ..modeling import ALPACA_TEMPLATE
+from .rules import Verdict, _digest
 
 PARSE_RULES = ("exact", "substring")  # LlamaGuard-7b scripts | Llama-Guard-2-8B notebooks
 

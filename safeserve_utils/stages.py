@@ -1,0 +1,68 @@
+"""A run's stages: which ones it has, in teaching order, and how to load one as a model.
+
+Stages are found, not listed: ``base`` plus every adapter folder under ``<run>/adapters/`` (SIT for each
+n, RAFT iterations and their random baseline, DPO) whose ``training.json`` names it. A stage loads as
+the base model with its adapter merged in, on top of the stage it was trained from. Training, the
+scorecard and the probe all read stages through this module.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from . import modeling
+from .config import Profile
+from .train import lora
+
+
+def stage_sort_key(stage: str) -> tuple[int, int, str]:
+    """base, then SIT by n, RAFT by iteration (best-of-K before random), then DPO."""
+    number = int(m.group(1)) if (m := re.search(r"(\d+)$", stage)) else 0
+    family = next((i for i, prefix in enumerate(("base", "sit", "raft-it", "raft-random", "dpo"))
+                   if stage.startswith(prefix)), 5)
+    return family, number, stage
+
+
+def defined_stages(cfg: Profile) -> list[str]:
+    """The stages a profile trains: its SIT ablation, RAFT and its random twin per iteration, DPO."""
+    iterations = range(1, cfg.raft_iterations + 1)
+    return ["base", *(f"sit-n{n}" for n in cfg.sit_ns), *(f"raft-it{i}" for i in iterations),
+            *(f"raft-random-it{i}" for i in iterations), "dpo"]
+
+
+def stages(run_dir: str | Path, cfg: Profile | None = None) -> list[str]:
+    """``base`` and every stage whose adapter was trained in this run *under that name*, in teaching order.
+
+    A folder without its ``training.json``, or whose record names another stage (an adapter copied
+    over from another name), is not a stage; with ``cfg``, neither is one that profile does not train
+    (a leftover of an earlier ablation).
+    """
+    folder = Path(run_dir) / lora.ADAPTERS
+    found = [p.name for p in sorted(folder.glob("*")) if (p / "adapter_config.json").exists()
+             and (lora.read_training_record(p) or {}).get("stage") == p.name] if folder.exists() else []
+    if cfg is not None:
+        defined = set(defined_stages(cfg))
+        found = [stage for stage in found if stage in defined]
+    return sorted(["base", *found], key=stage_sort_key)
+
+
+def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]:
+    """The base model, with the stage's LoRA adapter merged in (merged weights generate faster).
+
+    A stage trained on top of another (DPO from a SIT model) has that one merged in first.
+    """
+    if stage == "base":
+        return modeling.load_model(cfg.model, offline=cfg.offline)
+    adapter = lora.adapter_dir(run_dir, stage)
+    if not (adapter / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
+    below = (lora.read_training_record(adapter) or {}).get("on_top_of") or "base"
+    model, tokenizer = load_stage(cfg, run_dir, below)
+    return modeling.merge_adapter(model, adapter), tokenizer
+
+
+def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
+    """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
+    return cfg.model if stage == "base" else lora.stacked_id(cfg.model, lora.adapter_dir(run_dir, stage))
