@@ -30,7 +30,7 @@ def test_smoke_chain_runs_offline_and_resumes(smoke_chain):
     setup = json.loads((run_dir / "metrics" / "setup.json").read_text())
     assert setup["refusals"]["harmful"]["asked"] == config.PROFILES["smoke"].demo_prompts
     assert f"Executed notebooks: {run_dir / 'notebooks'}" in first.stdout
-    from safeserve_utils import stages
+    from safeserve_utils.train import stages
 
     assert stages.stages(run_dir) == ["base", "sit-n0", "sit-n8", "raft-it1", "raft-random-it1", "dpo"]
     results = json.loads((run_dir / "results" / "results.json").read_text())

@@ -122,7 +122,8 @@ def test_reward_model_scores_through_the_scorecard(smoke_run):
 
 
 def test_one_raft_iteration_and_its_random_twin_reuse_the_samples(smoke_run, monkeypatch):
-    from safeserve_utils import generation, stages
+    from safeserve_utils import generation
+    from safeserve_utils.train import stages
     from safeserve_utils.evaluation import rules, select
 
     cfg, run = smoke_run

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from safeserve_utils import config, data, stages
+from safeserve_utils import config, data
+from safeserve_utils.train import stages
 from safeserve_utils.evaluation import report, rules, scorecard, select
 
 

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import generation
-# As a module: importing stages leads through train back into this package before stages defines its
-# names. Renamed, because ``draw`` has a parameter called ``stages``.
-from .. import stages as run_stages
 from ..config import Profile
 from ..data.files import load_project
+from ..train import stages as run_stages  # renamed: ``draw`` has a parameter called ``stages``
 
 KINDS = ("harmful", "borderline", "helpful")
 

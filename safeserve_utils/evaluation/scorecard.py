@@ -19,15 +19,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import generation, stages, stats
+from .. import generation, stats
 from ..config import Profile
 from ..data.build import DEV_SETS, EVAL_SETS, is_own_set
 from ..data.files import read_rows
 from ..io import atomic_write_json, read_json
+from ..train import stages
 from . import metrics
 from .rules import rule_label
 

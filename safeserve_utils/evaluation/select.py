@@ -9,9 +9,7 @@ from typing import Any
 
 from .. import modeling
 from ..config import Profile
-# As a module: train.reward_model imports evaluation.metrics, so importing train first comes back here
-# before reward_model defines its names.
-from ..train import reward_model
+from ..train.reward_model import OWN_REWARD_MODEL
 from . import judges
 from .llama_guard import LlamaGuardJudge
 from .reward import RewardScorer
@@ -33,7 +31,7 @@ def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
     if cfg.reward_model == "none":
         return None
     if cfg.reward_model == "auto":
-        own = Path(run_dir) / reward_model.OWN_REWARD_MODEL
+        own = Path(run_dir) / OWN_REWARD_MODEL
         if not (own / "adapter_config.json").exists():
             return None
         return RewardScorer.load(own, base=modeling.resolve_model_path(cfg.model, offline=cfg.offline),

@@ -2,12 +2,12 @@
 instruction tuning (``sit``, notebook ``02_sit``), the reward model RAFT ranks with (``reward_model``,
 ``03_reward_model``), RAFT itself (``raft``, ``04_raft``) and DPO (``dpo``, ``05_dpo``).
 
-The notebooks call the names below (``train.train``, ``train.adapter_dir``, ``train.sit_mixes``, ...)
-and RAFT's loop through its module (``raft.run``); the rest of the package imports each name from the
-submodule that defines it.
+The notebooks call the names below (``train.train``, ``train.adapter_dir``, ``train.sit_mixes``, ...),
+RAFT's loop through its module (``raft.run``) and a run's stages through ``stages`` (which exist, how
+to load one); the rest of the package imports each name from the submodule that defines it.
 """
 
-from . import dpo, lora, raft, reward_model, sit
+from . import dpo, lora, raft, reward_model, sit, stages
 from .dpo import dpo_diagnostics, dpo_settings
 from .lora import (ADAPTERS, LORA_TARGETS, TRAINING_FILE, TrainingError, TrainResult, TrainSettings, adapter_dir,
                    cpu_arguments, lora_config, read_training_record, stacked_id, train)
@@ -16,7 +16,7 @@ from .reward_model import OWN_REWARD_MODEL, pair_accuracy, rm_settings, split_pa
 from .sit import sit_mixes, sit_settings
 
 __all__ = [
-    "dpo", "lora", "raft", "reward_model", "sit",
+    "dpo", "lora", "raft", "reward_model", "sit", "stages",
     "dpo_diagnostics", "dpo_settings",
     "ADAPTERS", "LORA_TARGETS", "TRAINING_FILE", "TrainingError", "TrainResult", "TrainSettings", "adapter_dir",
     "cpu_arguments", "lora_config", "read_training_record", "stacked_id", "train",

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import generation, modeling, stages, stats
+from .. import generation, modeling, stats
 from ..data.build import conversation
 from ..data.files import read_rows
 from ..io import atomic_write_json
-from . import lora
+from . import lora, stages
 
 MODES = ("best", "random", "top_alpha")
 

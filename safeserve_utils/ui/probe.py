@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import generation, stages
+from .. import generation
 from ..evaluation import select
 from ..evaluation.rules import RuleJudge
 from ..io import atomic_write_text
+from ..train import stages
 
 #: Prompts to start from, one list per kind (none of them is in a training or evaluation file).
 EXAMPLES: dict[str, tuple[str, ...]] = {

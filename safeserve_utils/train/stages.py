@@ -3,7 +3,8 @@
 Stages are found, not listed: ``base`` plus every adapter folder under ``<run>/adapters/`` (SIT for each
 n, RAFT iterations and their random baseline, DPO) whose ``training.json`` names it. A stage loads as
 the base model with its adapter merged in, on top of the stage it was trained from. Training, the
-scorecard and the probe all read stages through this module.
+scorecard and the probe all read stages through this module, which lives with training because a
+stage *is* what training left in the run directory.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import modeling
-from .config import Profile
-from .train import lora
+from .. import modeling
+from ..config import Profile
+from . import lora
 
 
 def stage_sort_key(stage: str) -> tuple[int, int, str]:
