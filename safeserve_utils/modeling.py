@@ -78,6 +78,11 @@ def load_gguf(name: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _timestamp(ns: int) -> str:
+    """UTC time to the nanosecond: two conversions never share a record, so fetch can tell them apart."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
 def ensure_converted(name: str) -> Path:
     """Return the safetensors cache of built-in model ``name``, converting it the first time.
 
@@ -103,6 +108,7 @@ def ensure_converted(name: str) -> Path:
             "source": f"{wheel.requirement}:{spec.member}",
             "wheel_sha256": wheel.sha256,
             "dtype": "float32",
+            "converted": _timestamp(time.time_ns()),
             "gguf_load_seconds": round(loaded - start, 1),
             "save_seconds": round(time.perf_counter() - loaded, 1),
             "files": _digests(tmp),

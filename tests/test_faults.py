@@ -345,3 +345,23 @@ def test_a_damaged_conversion_record_means_converting_again(tmp_path):
     (tmp_path / modeling.CONVERSION_RECORD).write_text('{"files": ')
     assert modeling.conversion_problem(tmp_path) == f"{modeling.CONVERSION_RECORD} is damaged"
     assert (tmp_path / f"{modeling.CONVERSION_RECORD}.corrupt").exists()
+
+
+def test_fetch_says_converted_when_a_damaged_copy_was_converted_again(tmp_path, monkeypatch, capsys):
+    """It once printed "already cached" right after converting a damaged copy again."""
+    from safeserve_utils import assets, modeling
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / modeling.CONVERSION_RECORD).write_text('{"converted": "2026-12-04T04:00:00.000000001"}')
+
+    def reconverted(name):
+        (target / modeling.CONVERSION_RECORD).write_text('{"converted": "2026-12-04T04:00:00.000000002"}')
+        return target
+
+    monkeypatch.setattr(assets, "WHEELS", {})
+    monkeypatch.setattr(modeling, "converted_dir", lambda name: target)
+    monkeypatch.setattr(modeling, "ensure_converted", lambda name: target)
+    assert main(["fetch"]) == 0 and "(already cached)" in capsys.readouterr().out
+    monkeypatch.setattr(modeling, "ensure_converted", reconverted)
+    assert main(["fetch"]) == 0 and "(converted in" in capsys.readouterr().out
