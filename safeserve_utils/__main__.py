@@ -1,9 +1,10 @@
-"""Command line: ``python -m safeserve_utils {run,fetch,parameters,readme,seeds,experiment} ...``
+"""Command line: ``python -m safeserve_utils {run,fetch,parameters,readme,seeds,experiment,train} ...``
 (see ``--help``)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from .data.paper import SourceError
 from .evaluation import report, scorecard
 from .io import atomic_write_text
 from .modeling import ModelLoadError
+from .train import entry, launch, lora
 from .train.lora import TrainingError
 
 #: Errors whose message already says what, where and what to do: printed as one paragraph, with the
@@ -78,7 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--start", help="train on top of an earlier try of this run directory (e.g. DPO from SIT)")
     experiment.add_argument("--note", default="", help="why this try: recorded in the log")
     experiment.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    trainer = sub.add_parser("train", help="train one stage of a run from its config.json (the notebooks call "
+                                           "it; a launcher's workers run it)")
+    trainer.add_argument("--stage", required=True, choices=launch.STAGES)
+    trainer.add_argument("--run-dir", type=Path, required=True, help="a run directory made by `run` or a notebook")
+    trainer.add_argument("--n-safety", type=int,
+                         help="sit: only the stage with this many safety demos (default: every n of the ablation)")
+    trainer.add_argument("--name", default="", help="raft: the iteration's stage, e.g. raft-it2")
+    trainer.add_argument("--start", default="", help="raft: the iteration it continues, e.g. raft-it1")
+    trainer.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="a parameter that differs from the run's config.json; repeatable")
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = dataclasses.replace(config.load_run_config(args.run_dir), **config.parse_overrides(args.param))
+    config.apply_runtime(cfg)
+    results = entry.run_stage(cfg, args.run_dir, args.stage, args.n_safety, args.name, args.start)
+    if lora.main_process():
+        for name, r in results.items():
+            print(f"{name}: {r.examples} examples, {r.seconds:.0f} s, {r.tokens_per_second:.0f} tokens/s"
+                  + (" (resumed from disk)" if r.resumed else ""))
+    return 0
 
 
 def seed_run_dir(profile: str, seed: int) -> Path:
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
                 "seeds": cmd_seeds, "experiment": cmd_experiment,
-                "parameters": cmd_parameters}[args.command](args)
+                "parameters": cmd_parameters, "train": cmd_train}[args.command](args)
     except (config.ConfigError, rundir.RunLocked, *EXPLAINED) as exc:
         if args.debug:
             raise

@@ -50,6 +50,9 @@ HINTS = {
     "threads": "1 to 1024",
     "train_batch_size": "1 to 4096",
     "train_max_length": f"16 to {8 * MAX_TOKENS} tokens",
+    "launcher": "inprocess, torchrun or accelerate",
+    "num_processes": "1 to 4096",
+    "accelerate_config": "a file such as configs/accelerate/ddp.yaml: launcher accelerate needs one",
     **{name: f"1 to {MAX_TOKENS} tokens" for name in ("max_new_tokens", "eval_max_new_tokens", "raft_max_new_tokens")},
     **{name: "0.01 to 100" for name in ("sit_epochs", "dpo_epochs", "rm_epochs", "raft_epochs")},
     **{name: "above 0 and below 1" for name in ("sit_lr", "dpo_lr", "rm_lr", "raft_lr")},
@@ -62,6 +65,7 @@ class ConfigError(ValueError):
 
 #: Keywords the `judge` and `reward_model` parameters accept besides a model folder or hub id.
 JUDGES = ("learned", "rules")
+LAUNCHERS = ("inprocess", "torchrun", "accelerate")
 REWARD_MODELS = ("auto", "none")
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 #: Parameters that name a dataset when ``data_source=paper``: a hub id or a local file.
@@ -119,7 +123,20 @@ def resolve_sources(cfg: "Profile", builtin_models: tuple[str, ...]) -> "Profile
                 raise ConfigError(f"parameter `{name}`: {path} does not exist (Bianchi et al.'s files are "
                                   "read from a local copy)")
             local[name] = str(path.resolve())
+    if cfg.launcher == "accelerate":
+        local["accelerate_config"] = str(_config_file(cfg.accelerate_config))
     return dataclasses.replace(cfg, **local)
+
+
+def _config_file(value: str) -> Path:
+    """An accelerate config named as typed, or relative to the repository (``configs/accelerate/…``)."""
+    path = Path(value).expanduser()
+    for candidate in (path, PROJECT_ROOT / path):
+        if candidate.is_file():
+            return candidate.resolve()
+    shipped = ", ".join(sorted(p.name for p in (PROJECT_ROOT / "configs" / "accelerate").glob("*.yaml")))
+    raise ConfigError(f"parameter `accelerate_config`: {value!r} is not a file (the repository's are "
+                      f"configs/accelerate/{{{shipped}}})")
 
 
 def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
@@ -155,6 +172,7 @@ class Profile:
     dpo_sft_weight: float = knob(1.0, "DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)")
     dpo_lora_r: int = knob(8, "DPO: LoRA rank")
     dpo_lora_alpha: int = knob(32, "DPO: LoRA alpha")
+    lora_dropout: float = knob(0.05, "LoRA dropout of every trained adapter (0 makes training deterministic)")
     dpo_start: str = knob("base", "DPO: the model it starts from and is held to: base | a SIT stage of the "
                                   "ablation, e.g. sit-n120")
     rm_epochs: float = knob(1.0, "reward model: epochs over the preference pairs")
@@ -167,8 +185,12 @@ class Profile:
     raft_alpha: float = knob(1.0, "RAFT: share of prompts kept by best reward (1 keeps one answer per prompt)")
     raft_epochs: float = knob(2.0, "RAFT: SFT epochs per iteration")
     raft_lr: float = knob(2e-4, "RAFT: SFT learning rate")
-    train_batch_size: int = knob(8, "examples (or pairs) per optimiser step")
+    train_batch_size: int = knob(8, "examples (or pairs) per optimiser step (per process when launched)")
     train_max_length: int = knob(160, "tokens per training sequence (longer ones are truncated)")
+    launcher: str = knob("inprocess", "where training runs: inprocess (the notebook's kernel, CPU) | torchrun | "
+                                      "accelerate (a subprocess with num_processes workers)")
+    num_processes: int = knob(1, "training processes a launcher starts (GPUs on one node, or all nodes' in total)")
+    accelerate_config: str = knob("", "launcher accelerate: its config file, e.g. configs/accelerate/ddp.yaml")
     dev_per_kind: int = knob(0, "dev split: prompts of each kind (harmful, borderline, benign) carved from "
                                 "training (0: none)")
     eval_per_set: int = knob(100, "prompts sampled (fixed seed) from each published evaluation set (0 means all)")
@@ -217,6 +239,7 @@ class Profile:
             "dpo_lora_r": self.dpo_lora_r >= 1,
             "sit_lora_alpha": self.sit_lora_alpha >= 1,
             "dpo_lora_alpha": self.dpo_lora_alpha >= 1,
+            "lora_dropout": 0 <= self.lora_dropout < 1,
             "train_batch_size": 1 <= self.train_batch_size <= 4096,
             "rm_lr": 0 < self.rm_lr < 1,
             "raft_prompts": self.raft_prompts >= 2,
@@ -227,6 +250,9 @@ class Profile:
             "raft_alpha": 0 < self.raft_alpha <= 1,
             "raft_lr": 0 < self.raft_lr < 1,
             "train_max_length": 16 <= self.train_max_length <= 8 * MAX_TOKENS,
+            "launcher": self.launcher in LAUNCHERS,
+            "num_processes": 1 <= self.num_processes <= 4096,
+            "accelerate_config": self.launcher != "accelerate" or bool(self.accelerate_config.strip()),
             # every *_epochs field (SIT, DPO, reward model, RAFT)
             **{f.name: 0.01 <= getattr(self, f.name) <= 100 for f in dataclasses.fields(self) if f.name.endswith("_epochs")},
             "model": bool(self.model.strip()),

@@ -43,6 +43,21 @@ def base_model():
     return modeling.load_model(config.DEFAULT_MODEL)
 
 
+@pytest.fixture(scope="session")
+def stand_in(tmp_path_factory, base_model):
+    """A tiny random Llama with the default model's tokenizer, in the on-disk format of a hub
+    checkpoint (what the paper profile loads; cheap enough to train in several processes)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tokenizer = base_model
+    path = tmp_path_factory.mktemp("stand_in")
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def guarded_env(log: Path) -> dict[str, str]:
     """Environment for a child process that inherits the network guard (through sitecustomize)."""
     env = dict(os.environ)

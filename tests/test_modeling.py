@@ -31,20 +31,6 @@ def test_conversion_is_recorded():
     assert (modeling.converted_dir(config.DEFAULT_MODEL) / "model.safetensors").exists()
 
 
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory, base_model):
-    """A tiny random Llama in the on-disk format of a hub checkpoint (what the paper profile loads)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    _, tokenizer = base_model
-    path = tmp_path_factory.mktemp("stand_in")
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def test_local_directory_loads(stand_in):
     lm, tokenizer = modeling.load_model(str(stand_in))
     assert modeling.describe(lm)["architecture"] == "LlamaForCausalLM"

@@ -7,20 +7,23 @@ RAFT's loop through its module (``raft.run``) and a run's stages through ``stage
 to load one); the rest of the package imports each name from the submodule that defines it.
 """
 
-from . import dpo, lora, raft, reward_model, sit, stages
+from . import dpo, entry, launch, lora, raft, reward_model, sit, stages
 from .dpo import dpo_diagnostics, dpo_settings
+from .entry import run_stage, train_stage
 from .lora import (ADAPTERS, LORA_TARGETS, TRAINING_FILE, TrainingError, TrainResult, TrainSettings, adapter_dir,
-                   cpu_arguments, lora_config, read_training_record, stacked_id, train)
+                   lora_config, main_process, read_training_record, stacked_id, train,
+                   trainer_arguments)
 from .raft import raft_settings
-from .reward_model import OWN_REWARD_MODEL, pair_accuracy, rm_settings, split_pairs, train_reward_model
+from .reward_model import HELD_OUT, OWN_REWARD_MODEL, pair_accuracy, rm_settings, split_pairs, train_reward_model
 from .sit import sit_mixes, sit_settings
 
 __all__ = [
-    "dpo", "lora", "raft", "reward_model", "sit", "stages",
+    "dpo", "entry", "launch", "lora", "raft", "reward_model", "sit", "stages",
     "dpo_diagnostics", "dpo_settings",
+    "run_stage", "train_stage",
     "ADAPTERS", "LORA_TARGETS", "TRAINING_FILE", "TrainingError", "TrainResult", "TrainSettings", "adapter_dir",
-    "cpu_arguments", "lora_config", "read_training_record", "stacked_id", "train",
+    "lora_config", "main_process", "read_training_record", "stacked_id", "train", "trainer_arguments",
     "raft_settings",
-    "OWN_REWARD_MODEL", "pair_accuracy", "rm_settings", "split_pairs", "train_reward_model",
+    "HELD_OUT", "OWN_REWARD_MODEL", "pair_accuracy", "rm_settings", "split_pairs", "train_reward_model",
     "sit_mixes", "sit_settings",
 ]

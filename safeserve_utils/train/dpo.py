@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from .lora import TrainSettings
+from ..data.build import to_dpo
+from ..data.files import read_rows
+from . import stages
+from .lora import TrainResult, TrainSettings, adapter_dir, train
 
 
 def dpo_settings(cfg: Any) -> TrainSettings:
     return TrainSettings(method="dpo", epochs=cfg.dpo_epochs, learning_rate=cfg.dpo_lr,
                          batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
                          lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, beta=cfg.dpo_beta,
-                         sft_weight=cfg.dpo_sft_weight, seed=cfg.seed)
+                         sft_weight=cfg.dpo_sft_weight, lora_dropout=cfg.lora_dropout, seed=cfg.seed)
+
+
+def fit(cfg: Any, run_dir: str | Path) -> dict[str, TrainResult]:
+    """Train DPO on the run's pairs, from (and held to) ``cfg.dpo_start``, in this process."""
+    rows = [to_dpo(p) for p in read_rows(Path(run_dir) / "data" / "prefs.jsonl")]
+    lm, tokenizer = stages.load_stage(cfg, run_dir, cfg.dpo_start)
+    return {"dpo": train(lm, tokenizer, rows, dpo_settings(cfg), adapter_dir(run_dir, "dpo"),
+                         model_id=stages.stage_id(cfg, run_dir, cfg.dpo_start), on_top_of=cfg.dpo_start)}
 
 
 def dpo_diagnostics(log_history: Sequence[dict[str, Any]], beta: float = 0.1, sft_weight: float = 0.0

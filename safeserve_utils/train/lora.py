@@ -1,14 +1,17 @@
-"""LoRA training on TRL's trainers (SFT, DPO and the reward model's head), with defaults that are right
-on a CPU.
+"""LoRA training on TRL's trainers (SFT, DPO and the reward model's head), with arguments that follow
+the device.
 
 TRL 1.16 defaults to ``bf16=True`` and gradient checkpointing even on a CPU. ``benchmarks/training.py``
 measured bf16 autocast 1.3x faster than fp32 for LoRA SFT with AMX and 1.2x faster on an AVX2-only CPU,
-and checkpointing 1.4x slower there; fp32 keeps a run's numbers the same on every CPU. Every trainer here is built through
-``cpu_arguments``: fp32, no checkpointing, no reporting, no intermediate checkpoints. Each trained
-adapter is saved atomically into ``<run>/adapters/<stage>/`` with ``training.json`` (the settings it
-was trained with, its ``log_history`` and its cost), so an interrupted stage resumes from the adapters
-already on disk and the evaluation notebook finds every stage by itself. Each method's settings, read
-from a profile, live beside the method (``sit``, ``dpo``, ``raft``, ``reward_model``).
+and checkpointing 1.4x slower there; fp32 keeps a run's numbers the same on every CPU. So
+``trainer_arguments`` gives fp32 without checkpointing on a CPU, and bf16 (where the GPU has it) with
+checkpointing on a GPU, where memory, not arithmetic, limits a 7B model's batch; never reporting or
+intermediate checkpoints. Each trained adapter is saved atomically into ``<run>/adapters/<stage>/``
+with ``training.json`` (the settings it was trained with, its ``log_history`` and its cost), so an
+interrupted stage resumes from the adapters already on disk and the evaluation notebook finds every
+stage by itself. Launched in several processes (``launch``), every process trains and only rank 0
+writes. Each method's settings, read from a profile, live beside the method (``sit``, ``dpo``,
+``raft``, ``reward_model``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,18 +107,26 @@ def lora_config(settings: TrainSettings, num_layers: int) -> Any:
                       task_type=task, bias="none")
 
 
-def cpu_arguments(settings: TrainSettings, output_dir: Path, **extra: Any) -> Any:
-    """``SFTConfig``/``DPOConfig`` with the CPU-safe defaults; ``extra`` overrides (benchmarks use it)."""
+def trainer_arguments(settings: TrainSettings, output_dir: Path, device: str | None = None, **extra: Any) -> Any:
+    """``SFTConfig``/``DPOConfig``/``RewardConfig`` for ``device`` (``cpu`` or ``cuda``; the default is
+    what this process sees); ``extra`` overrides (benchmarks use it)."""
+    import torch
     from trl import DPOConfig, RewardConfig, SFTConfig
 
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = device == "cuda"
     common: dict[str, Any] = dict(
         output_dir=str(output_dir), num_train_epochs=settings.epochs, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=1,
         max_length=settings.max_length, lr_scheduler_type="cosine", warmup_steps=settings.warmup_ratio,
         seed=settings.seed, data_seed=settings.seed, logging_steps=1, save_strategy="no", report_to="none",
-        bf16=False, fp16=False, use_cpu=True, gradient_checkpointing=False, dataloader_num_workers=0,
-        disable_tqdm=True,
+        bf16=gpu and torch.cuda.is_bf16_supported(), fp16=False, use_cpu=not gpu,
+        activation_checkpointing=gpu, dataloader_num_workers=0, disable_tqdm=True,
+        # LoRA leaves the base weights frozen: DDP need not search the graph for unused parameters
+        ddp_find_unused_parameters=False,
     )
+    if gpu:
+        common["activation_checkpointing_kwargs"] = {"use_reentrant": False}  # the variant PEFT and DDP need
     if settings.method == "sft":
         # Batches of similar length pad less (DPO's tokenised pairs have no single length to group by).
         return SFTConfig(**{**common, "completion_only_loss": True, "train_sampling_strategy": "group_by_length",
@@ -177,8 +191,6 @@ def train(
     so every saved adapter applies to the base model on its own. ``on_top_of`` names the stage already
     merged into ``model`` (DPO from a SIT model): recorded, so the stage is loaded on top of that one.
     """
-    from datasets import Dataset
-
     adapter = Path(adapter)
     if not rows:
         raise TrainingError(f"{adapter.name}: no training rows")
@@ -197,32 +209,83 @@ def train(
         return TrainResult(adapter, record["log_history"], record["seconds"], record["examples"],
                            record["tokens"], resumed=True)
 
-    dataset = Dataset.from_list([{k: r[k] for k in needed} for r in rows])
     if start_adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(start_adapter), is_trainable=True)
-    with atomic_path(adapter) as tmp:
-        args = cpu_arguments(settings, tmp / "trainer", **(arguments or {}))
-        trainer = _trainer(settings, model, tokenizer, dataset, args,
-                           [progress.training_progress(f"{adapter.name} ({settings.method})"), *callbacks])
+    main = main_process()
+    with atomic_path(adapter) if main else _scratch() as tmp:
+        args = trainer_arguments(settings, tmp / "trainer", **(arguments or {}))
+        dataset = _dataset([{k: r[k] for k in needed} for r in rows], adapter, args.world_size)
+        shown = [progress.training_progress(f"{adapter.name} ({settings.method})")] if main else []
+        trainer = _trainer(settings, model, tokenizer, dataset, args, [*shown, *callbacks])
         try:
             if trainer_hook:
                 trainer_hook(trainer)
             start = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - start
-            trainer.model.save_pretrained(str(tmp))
+            if args.world_size > 1:
+                _shared_data_done(adapter)
+            if main:
+                trainer.model.save_pretrained(str(tmp))
         finally:
             trainer.model.unload()  # take the LoRA layers out of ``model`` again, unmerged, even on failure
         tokens = math.ceil(settings.epochs * _count_tokens(tokenizer, rows))
         record = {"key": key, "stage": adapter.name, "on_top_of": on_top_of,
                   "settings": dataclasses.asdict(settings), "model": model_id,
                   "examples": len(rows), "tokens": tokens, "seconds": round(seconds, 1),
-                  "log_history": trainer.state.log_history}
-        (tmp / TRAINING_FILE).write_text(json.dumps(record, indent=2, default=str))
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+                  "processes": args.world_size, "log_history": trainer.state.log_history}
+        if main:
+            (tmp / TRAINING_FILE).write_text(json.dumps(record, indent=2, default=str))
+            shutil.rmtree(tmp / "trainer", ignore_errors=True)
     return TrainResult(adapter, record["log_history"], seconds, len(rows), tokens)
+
+
+def main_process() -> bool:
+    """True unless this is a worker other than rank 0 of a launched run (torchrun and accelerate set
+    ``RANK``): every process trains, only rank 0 writes the adapter and its record."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _shared_data(adapter: Path) -> Path:
+    return adapter.with_name(f".{adapter.name}.data.tmp")  # ``.*.tmp``: removed if a dead run leaves it
+
+
+def _dataset(rows: list[dict[str, Any]], adapter: Path, world_size: int) -> Any:
+    """The training rows as a ``datasets.Dataset``: in memory for one process; for several, saved once
+    by rank 0 beside the adapter and opened from there by every worker. TRL's DPO caches the
+    reference log-probabilities next to the dataset's files on rank 0 and reads them back on every
+    rank, which an in-memory dataset (a temporary folder per process) cannot offer."""
+    from datasets import Dataset, load_from_disk
+
+    data = Dataset.from_list(rows)
+    if world_size == 1:
+        return data
+    from accelerate import PartialState
+
+    folder = _shared_data(adapter)
+    with PartialState().main_process_first():
+        if main_process():
+            shutil.rmtree(folder, ignore_errors=True)
+            data.save_to_disk(str(folder))
+        return load_from_disk(str(folder))
+
+
+def _shared_data_done(adapter: Path) -> None:
+    """Every worker has finished training: rank 0 removes the shared copy of the rows."""
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+    if main_process():
+        shutil.rmtree(_shared_data(adapter), ignore_errors=True)
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """Where a worker other than rank 0 points its trainer: removed afterwards, never renamed."""
+    with tempfile.TemporaryDirectory(prefix="safeserve-worker-") as folder:
+        yield Path(folder)
 
 
 def stacked_id(model_id: str, start: Path) -> str:

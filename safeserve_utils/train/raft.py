@@ -18,14 +18,15 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .. import generation, modeling, stats
 from ..data.build import conversation
-from ..data.files import read_rows
+from ..data.files import read_rows, write_jsonl
 from ..io import atomic_write_json
-from . import lora, stages
+from . import launch, lora, stages
 
 MODES = ("best", "random", "top_alpha")
 
@@ -34,7 +35,8 @@ def raft_settings(cfg: Any) -> lora.TrainSettings:
     """RAFT's SFT on the kept answers: SIT's LoRA shape, RAFT's own epochs and learning rate."""
     return lora.TrainSettings(method="sft", epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr,
                               batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                              lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed)
+                              lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, lora_dropout=cfg.lora_dropout,
+                              seed=cfg.seed)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,20 @@ def prompt_pool(run_dir: Any, count: int, seed: int) -> list[dict[str, Any]]:
     return [{"prompt": r["prompt"][0]["content"], "kind": kind} for kind, r in chosen]
 
 
+def kept_file(run_dir: str | Path, stage: str) -> Path:
+    """The answers RAFT iteration ``stage`` kept, one conversation per prompt: what its SFT trains on."""
+    return Path(run_dir) / "raft" / f"{stage}.kept.jsonl"
+
+
+def fit_iteration(cfg: Any, run_dir: str | Path, stage: str, start: str = "") -> dict[str, lora.TrainResult]:
+    """RAFT's SFT step in this process: the base model with a LoRA adapter (continuing ``start``'s,
+    so every saved adapter applies to the base model alone) trained on the iteration's kept answers."""
+    base, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    return {stage: lora.train(base, tokenizer, read_rows(kept_file(run_dir, stage)), raft_settings(cfg),
+                              lora.adapter_dir(run_dir, stage), model_id=cfg.model,
+                              start_adapter=lora.adapter_dir(run_dir, start) if start else None)}
+
+
 def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any, mode: str = "best",
         prefix: str = "raft-it") -> list[dict[str, Any]]:
     """``cfg.raft_iterations`` rounds of sample K -> score -> keep -> LoRA-SFT; one adapter per round.
@@ -145,10 +161,8 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
     also written to ``<run>/raft/<prefix>.json``. Sampling goes through the cached batched engine, so
     a re-run, and the random baseline's first round, reuse the samples already drawn.
     """
-    settings = raft_settings(cfg)
     sampling = generation.GenerationSettings(max_new_tokens=cfg.raft_max_new_tokens,
                                              temperature=cfg.raft_temperature, top_p=0.95)
-    base, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
     history: list[dict[str, Any]] = []
     previous: str | None = None
     for iteration in range(1, cfg.raft_iterations + 1):
@@ -166,9 +180,9 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         picks = select(prompts, samples, rewards, mode=mode, alpha=cfg.raft_alpha, seed=cfg.seed + iteration)
         index = {p: i for i, p in enumerate(prompts)}
         picked_safe = [safe[index[p.prompt]][p.index] for p in picks]
-        result = lora.train(base, tokenizer, [conversation(p.prompt, p.response) for p in picks], settings,
-                            lora.adapter_dir(run_dir, stage), model_id=cfg.model,
-                            start_adapter=lora.adapter_dir(run_dir, previous) if previous else None)
+        write_jsonl(kept_file(run_dir, stage), [conversation(p.prompt, p.response) for p in picks])
+        result = launch.launch(cfg, run_dir, "raft", partial(fit_iteration, cfg, run_dir, stage, previous or ""),
+                               name=stage, start=previous or "")[stage]
         sampled_tokens = sum(len(tok(s, add_special_tokens=False).input_ids) for s in flat)
         history.append({
             "iteration": iteration, "stage": stage, "mode": mode, "prompts": list(prompts),

@@ -17,17 +17,21 @@ from typing import Any
 
 from .. import modeling
 from ..data.build import to_dpo
+from ..data.files import read_rows
 from ..stats import rate
 from . import lora
 
-OWN_REWARD_MODEL = "reward_model"
+OWN_REWARD_MODEL = "reward_model"  # its folder in a run, beside adapters/ (it carries a new head)
+#: The share of the run's preference pairs held out to measure the reward model (03); the rest trains it.
+HELD_OUT = 0.2
 
 
 def rm_settings(cfg: Any) -> lora.TrainSettings:
     """The reward model: a LoRA (DPO's shape) plus a new scalar head, trained on preference pairs."""
     return lora.TrainSettings(method="rm", epochs=cfg.rm_epochs, learning_rate=cfg.rm_lr,
                               batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                              lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, seed=cfg.seed)
+                              lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, lora_dropout=cfg.lora_dropout,
+                              seed=cfg.seed)
 
 
 def split_pairs(pairs: Sequence[dict[str, Any]], held_out: float, seed: int
@@ -46,10 +50,14 @@ def split_pairs(pairs: Sequence[dict[str, Any]], held_out: float, seed: int
 
 
 def load_base_classifier(cfg: Any) -> tuple[Any, Any]:
-    """The base model with a fresh one-output classification head (safetensors, no remote code)."""
-    from transformers import AutoModelForSequenceClassification
+    """The base model with a fresh one-output classification head (safetensors, no remote code).
+
+    The head is drawn from the global random generator when the model loads, before any trainer seeds
+    it: seeded here, so a re-run (or a run in several processes) starts from the same head."""
+    from transformers import AutoModelForSequenceClassification, set_seed
 
     _, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    set_seed(cfg.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         modeling.resolve_model_path(cfg.model, offline=cfg.offline), num_labels=1, use_safetensors=True,
         trust_remote_code=False)
@@ -61,6 +69,12 @@ def train_reward_model(cfg: Any, run_dir: str | Path, pairs: Sequence[dict[str, 
     model, tokenizer = load_base_classifier(cfg)
     return lora.train(model, tokenizer, [to_dpo(p) for p in pairs], rm_settings(cfg),
                       Path(run_dir) / OWN_REWARD_MODEL, model_id=cfg.model)
+
+
+def fit(cfg: Any, run_dir: str | Path) -> dict[str, lora.TrainResult]:
+    """Train the reward model on the run's pairs that ``HELD_OUT`` does not keep for 03's accuracy."""
+    pairs, _ = split_pairs(read_rows(Path(run_dir) / "data" / "prefs.jsonl"), HELD_OUT, cfg.seed)
+    return {OWN_REWARD_MODEL: train_reward_model(cfg, run_dir, pairs)}
 
 
 def pair_accuracy(scorer: Any, pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

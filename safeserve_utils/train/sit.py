@@ -11,16 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import modeling
 from ..data.build import sit_mix
 from ..data.files import DataError, read_rows
-from .lora import TrainSettings
+from .lora import TrainResult, TrainSettings, adapter_dir, train
 
 
 def sit_settings(cfg: Any, n_safety: int) -> TrainSettings:
     return TrainSettings(method="sft", epochs=cfg.sit_epochs, learning_rate=cfg.sit_lr,
                          batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, seed=cfg.seed,
-                         extra={"n_safety": n_safety})
+                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, lora_dropout=cfg.lora_dropout,
+                         seed=cfg.seed, extra={"n_safety": n_safety})
 
 
 def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, list[dict[str, Any]]]:
@@ -35,3 +36,11 @@ def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, li
                             f"holds {len(pool)} safety demos")
         mixes[n] = sit_mix(list(instructions), pool, n, seed)
     return mixes
+
+
+def fit(cfg: Any, run_dir: str | Path, n: int | None = None) -> dict[str, TrainResult]:
+    """Train SIT for every n of the ablation (or only ``n``), in this process: ``sit-n<N>`` each."""
+    lm, tokenizer = modeling.load_model(cfg.model, offline=cfg.offline)
+    mixes = sit_mixes(run_dir, cfg.sit_ns if n is None else [n], cfg.seed)
+    return {f"sit-n{k}": train(lm, tokenizer, rows, sit_settings(cfg, k), adapter_dir(run_dir, f"sit-n{k}"),
+                               model_id=cfg.model) for k, rows in mixes.items()}
