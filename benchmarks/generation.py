@@ -9,7 +9,8 @@ evaluation prompts, a fixed sample):
 - the reference engine: batches of 16 through ``generate``'s default dynamic KV cache;
 - the workbook's engine: length-sorted batches under a token budget with a static KV cache;
 - optional candidates: the same engine on a bfloat16 copy of the weights (``--bf16``), CTranslate2
-  float32 and int8 on a converted copy (``--ctranslate2``, needs ``pip install ctranslate2``).
+  float32 and int8 on a converted copy (``--ctranslate2``, needs ``pip install ctranslate2``), and
+  transformers' continuous batching, ``generate_batch`` (``--continuous``).
 
 For each: tokens/s, the ratio to the naive loop, and the share of the compute ceiling it reaches
 (FLOPs actually needed: 2 x non-embedding parameters per prompt token, 2 x all parameters per
@@ -69,12 +70,26 @@ def ctranslate2_paths(lm, tokenizer, folder: str) -> dict[str, Callable[[list[st
     return {"CTranslate2 float32": path("float32"), "CTranslate2 int8": path("int8")}
 
 
+def continuous(lm, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers through transformers' continuous batching (a paged KV cache; a finished
+    answer's slot goes to the next prompt), on the model's own SDPA attention (no flash kernels on CPU)."""
+    from transformers.generation import ContinuousBatchingConfig, GenerationConfig
+
+    ids = [tokenizer(modeling.format_chat(tokenizer, p), add_special_tokens=False).input_ids for p in prompts]
+    greedy = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id)
+    out = lm.generate_batch(ids, generation_config=greedy, progress_bar=False,
+                            continuous_batching_config=ContinuousBatchingConfig(auto_switch_to_flash=False))
+    return [tokenizer.decode(r.generated_tokens, skip_special_tokens=True).strip() for r in out.values()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--bf16", action="store_true", help="also measure the engine on a bfloat16 copy")
     parser.add_argument("--ctranslate2", action="store_true", help="also measure CTranslate2 (if installed)")
+    parser.add_argument("--continuous", action="store_true", help="also measure transformers' continuous batching")
     args = parser.parse_args()
 
     cfg = config.resolve("tiny")
@@ -94,6 +109,8 @@ def main() -> None:
     }
     if args.bf16:
         paths["workbook engine, bfloat16 weights"] = engine(copy.deepcopy(lm).to(torch.bfloat16), "static")
+    if args.continuous:
+        paths["continuous batching (generate_batch)"] = lambda ps, k: continuous(lm, tokenizer, ps, k)
     folder = tempfile.TemporaryDirectory()
     if args.ctranslate2:
         paths.update(ctranslate2_paths(lm, tokenizer, folder.name))
