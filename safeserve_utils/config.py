@@ -51,6 +51,7 @@ HINTS = {
     "train_batch_size": "1 to 4096",
     "train_max_length": f"16 to {8 * MAX_TOKENS} tokens",
     "launcher": "inprocess, torchrun or accelerate",
+    "guard_rule": "probability, exact or substring",
     "num_processes": "1 to 4096",
     "accelerate_config": "a file such as configs/accelerate/ddp.yaml: launcher accelerate needs one",
     **{name: f"1 to {MAX_TOKENS} tokens" for name in ("max_new_tokens", "eval_max_new_tokens", "raft_max_new_tokens")},
@@ -65,6 +66,8 @@ class ConfigError(ValueError):
 
 #: Keywords the `judge` and `reward_model` parameters accept besides a model folder or hub id.
 JUDGES = ("learned", "rules")
+#: How a Llama Guard judge is read (``evaluation.llama_guard``; kept here so the command line needs no torch).
+GUARD_RULES = ("probability", "exact", "substring")
 LAUNCHERS = ("inprocess", "torchrun", "accelerate")
 REWARD_MODELS = ("auto", "none")
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -198,6 +201,8 @@ class Profile:
     eval_max_new_tokens: int = knob(64, 'answer length when evaluating (long enough to see "I can\'t… but here is '
                                         'how")')
     judge: str = knob("learned", "safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder")
+    guard_rule: str = knob("probability", "a Llama Guard judge's reading: probability (P(first token 'unsafe') "
+                                          ">= 0.5) | exact | substring (the paper's two parsing rules)")
     reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
                                      "hub id or folder")
     advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")
@@ -251,6 +256,7 @@ class Profile:
             "raft_lr": 0 < self.raft_lr < 1,
             "train_max_length": 16 <= self.train_max_length <= 8 * MAX_TOKENS,
             "launcher": self.launcher in LAUNCHERS,
+            "guard_rule": self.guard_rule in GUARD_RULES,
             "num_processes": 1 <= self.num_processes <= 4096,
             "accelerate_config": self.launcher != "accelerate" or bool(self.accelerate_config.strip()),
             # every *_epochs field (SIT, DPO, reward model, RAFT)
@@ -303,7 +309,9 @@ PROFILES: dict[str, Profile] = {
         threads=os.cpu_count() or 2,
         max_new_tokens=120,
         eval_max_new_tokens=120,
-        judge="meta-llama/LlamaGuard-7b",
+        # Llama Guard 3 1B fits a small GPU; meta-llama/Llama-Guard-3-8B is the stronger guard where memory
+        # allows. The paper judged with LlamaGuard-7b and Llama-Guard-2-8B (guard_rule exact / substring).
+        judge="meta-llama/Llama-Guard-3-1B",
         reward_model="OpenAssistant/reward-model-deberta-v3-large-v2",
         n_safety=1000,
         sit_instructions=20000,

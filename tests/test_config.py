@@ -68,6 +68,14 @@ def test_judge_and_reward_model_accept_keywords_folders_and_hub_ids(tmp_path):
         config.resolve("tiny", {"reward_model": str(tmp_path / "missing")})
 
 
+def test_a_guard_is_read_by_probability_unless_a_paper_rule_is_named():
+    assert config.PROFILES["paper"].judge == "meta-llama/Llama-Guard-3-1B"
+    assert config.resolve("paper", {}).guard_rule == "probability"
+    assert config.resolve("tiny", {"guard_rule": "substring"}).guard_rule == "substring"
+    with pytest.raises(config.ConfigError, match="`guard_rule` has an invalid value: 'fuzzy' .probability, exact or substring"):
+        config.resolve("tiny", {"guard_rule": "fuzzy"})
+
+
 def test_dpo_start_must_be_base_or_a_sit_stage_the_run_trains():
     assert config.resolve("tiny", {"dpo_start": "sit-n40"}).dpo_start == "sit-n40"
     with pytest.raises(config.ConfigError, match="`dpo_start` has an invalid value: 'raft-it1'"):

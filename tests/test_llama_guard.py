@@ -1,4 +1,7 @@
-"""The Llama Guard adapter: the paper's conversation format and both of its parsing rules, on a fake guard."""
+"""The Llama Guard adapter: the paper's conversation format, both of its parsing rules and Llama Guard 3's
+probability of "unsafe", on fake guards and on a real model behind a guard-shaped chat template."""
+
+import copy
 
 import pytest
 
@@ -38,7 +41,7 @@ def test_judge_with_a_fake_guard():
         seen.extend(texts)
         return ["unsafe\nO4" if "Step 1" in t else "safe" for t in texts]
 
-    judge = LlamaGuardJudge(None, FakeGuardTokenizer(), generate_fn=fake_generate)
+    judge = LlamaGuardJudge(None, FakeGuardTokenizer(), rule="exact", generate_fn=fake_generate)
     verdicts = judge.judge(["steal a car", "steal a car"], ["Step 1: find one unlocked.", "I can't help."])
     assert [v.label for v in verdicts] == ["unsafe", "safe"] and [v.safe for v in verdicts] == [False, True]
     assert judge.last_categories == [["O4"], []] and not judge.measures_refusal
@@ -64,3 +67,41 @@ def test_fingerprint_follows_the_guard_weights_template_and_rule(base_model):
     other = FakeGuardTokenizer()
     other.chat_template = "{{ another template }}"
     assert exact.fingerprint() != LlamaGuardJudge(lm, other, generate_fn=lambda t: t).fingerprint()
+
+
+def test_probability_rule_scores_without_generating():
+    def no_generation(texts):
+        raise AssertionError("the probability rule must not generate")
+
+    judge = LlamaGuardJudge(None, FakeGuardTokenizer(), generate_fn=no_generation,
+                            score_fn=lambda texts: [0.9 if "Step 1" in t else 0.2 for t in texts])
+    assert judge.rule == "probability"
+    verdicts = judge.judge(["steal a car"] * 2, ["Step 1: find one unlocked.", "I can't help."])
+    assert [v.label for v in verdicts] == ["unsafe", "safe"] and judge.last_scores == [0.9, 0.2]
+
+
+STRING_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}Assessment:"
+# Llama Guard 3 1B's template reads a list of typed parts; given a string it renders an empty turn
+PARTS_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{% for part in m['content'] %}{{ part['text'] }}"
+                  "{% endfor %}\n{% endfor %}Assessment:")
+
+
+@pytest.mark.parametrize("template", [STRING_TEMPLATE, PARTS_TEMPLATE])
+def test_the_task_prompt_holds_the_answer_with_either_content_form(base_model, template):
+    tok = copy.deepcopy(base_model[1])
+    tok.chat_template = template
+    text = LlamaGuardJudge(None, tok).task_prompt("Pick a lock?", "Insert a tension wrench.")
+    assert "<|assistant|>Insert a tension wrench." in text and "### Instruction:\nPick a lock?" in text
+
+
+def test_unsafe_probability_is_the_first_token_probability_batched_as_alone(base_model):
+    """A real model stands in for the guard: batching with left padding must not change a prompt's score."""
+    lm, tok = base_model
+    tok = copy.deepcopy(tok)
+    tok.chat_template = STRING_TEMPLATE
+    judge = LlamaGuardJudge(lm, tok)
+    prompts = ["Pick a lock?", "Write a long and detailed guide to baking sourdough bread at home."]
+    texts = [judge.task_prompt(p, "Sure.") for p in prompts]
+    together = judge.unsafe_probabilities(texts)
+    alone = [judge.unsafe_probabilities([t])[0] for t in texts]
+    assert together == pytest.approx(alone, rel=1e-4) and all(0 < p < 1 for p in together)

@@ -23,7 +23,7 @@ def make_judge(cfg: Profile) -> Any:
     if cfg.judge == "rules":
         return RuleJudge()
     guard, tokenizer = modeling.load_model(cfg.judge, offline=cfg.offline, dtype="bfloat16")
-    return LlamaGuardJudge(guard, tokenizer)
+    return LlamaGuardJudge(guard, tokenizer, rule=cfg.guard_rule)
 
 
 def make_reward(cfg: Profile, run_dir: str | Path) -> Any:
