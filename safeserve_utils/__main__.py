@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import assets, config, experiments, modeling, params, pipeline, rundir
+from . import assets, config, experiments, export, modeling, params, pipeline, rundir
 from .assets import AssetError
 from .data.files import DataError
 from .data.paper import SourceError
@@ -90,7 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--start", default="", help="raft: the iteration it continues, e.g. raft-it1")
     trainer.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                          help="a parameter that differs from the run's config.json; repeatable")
+    out = sub.add_parser("export", help="write a trained stage as a standalone model folder (merged safetensors, "
+                                        "tokenizer, model card)")
+    out.add_argument("--run-dir", type=Path, required=True, help="a run directory holding the stage")
+    out.add_argument("--stage", required=True, help="a trained stage of that run, e.g. dpo or sit-n120")
+    out.add_argument("--out", type=Path, required=True, help="the folder to write (refused if it exists)")
+    out.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    folder = export.export_stage(args.run_dir, args.stage, args.out, overwrite=args.overwrite)
+    print(f"exported {args.stage} to {folder} (load it with AutoModelForCausalLM.from_pretrained; "
+          f"its card is {folder / export.CARD})")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -214,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
                 "seeds": cmd_seeds, "experiment": cmd_experiment,
-                "parameters": cmd_parameters, "train": cmd_train}[args.command](args)
+                "parameters": cmd_parameters, "train": cmd_train, "export": cmd_export}[args.command](args)
     except (config.ConfigError, rundir.RunLocked, *EXPLAINED) as exc:
         if args.debug:
             raise
