@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import assets, config, experiments, export, modeling, params, pipeline, rundir
+from . import answer_files, assets, config, experiments, export, modeling, params, pipeline, rundir
 from .assets import AssetError
 from .data.files import DataError
 from .data.paper import SourceError
@@ -22,7 +22,8 @@ from .train.lora import TrainingError
 
 #: Errors whose message already says what, where and what to do: printed as one paragraph, with the
 #: traceback only under --debug.
-EXPLAINED = (AssetError, DataError, ModelLoadError, SourceError, TrainingError, FileNotFoundError)
+EXPLAINED = (answer_files.AnswerFileError, AssetError, DataError, ModelLoadError, SourceError, TrainingError,
+             FileNotFoundError)
 
 EPILOG = """\
 examples:
@@ -96,7 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stage", required=True, help="a trained stage of that run, e.g. dpo or sit-n120")
     out.add_argument("--out", type=Path, required=True, help="the folder to write (refused if it exists)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ans = sub.add_parser("answer", help="answer a requests.jsonl with the workbook's HF engine (the contract "
+                                        "scripts/vllm_answer.py also serves)")
+    ans.add_argument("--model", required=True, help="built-in model name, folder or (with --online) hub id")
+    ans.add_argument("--requests", type=Path, required=True)
+    ans.add_argument("--answers", type=Path, required=True)
+    ans.add_argument("--online", action="store_true", help="allow a hub id (the default profiles are offline)")
     return parser
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    model, tokenizer = modeling.load_model(args.model, offline=not args.online)
+    count = answer_files.answer_with_hf(args.requests, args.answers, model, tokenizer)
+    print(f"answered {count} requests into {args.answers}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -227,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "fetch": cmd_fetch, "readme": cmd_readme,
                 "seeds": cmd_seeds, "experiment": cmd_experiment,
-                "parameters": cmd_parameters, "train": cmd_train, "export": cmd_export}[args.command](args)
+                "parameters": cmd_parameters, "train": cmd_train, "export": cmd_export,
+                "answer": cmd_answer}[args.command](args)
     except (config.ConfigError, rundir.RunLocked, *EXPLAINED) as exc:
         if args.debug:
             raise
