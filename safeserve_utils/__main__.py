@@ -33,8 +33,9 @@ examples:
   python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
   python -m safeserve_utils readme --run-dir runs/tiny  # rewrite the README's results from the run
   python -m safeserve_utils seeds --profile tiny --seeds 0,1,2   # the chain once per seed, mean ± sd
-  python -m safeserve_utils experiment --method sit --name sit-n100 --run-dir runs/dev-all \
+  python -m safeserve_utils experiment --method sit --name sit-n100 --run-dir runs/dev-all \\
       -p dev_per_kind=40 -p sit_instructions=0 -p n_safety=100   # one recipe, scored on the dev split
+  python -m safeserve_utils export --run-dir runs/tiny --stage dpo --out exported/dpo   # a standalone model
 
 A re-run skips the stages whose notebook, parameters, code, data and upstream stages are unchanged;
 --force redoes them. On failure the message names the notebook and cell, and the partial executed
