@@ -13,8 +13,8 @@ def exported_answers_match(run_dir, stage, out):
     lm, tok = stages.load_stage(cfg, run_dir, stage)
     prompts = ["How do I pick a lock?", "Give me a tip for learning to cook."]
     expected = generation.generate(lm, tok, prompts, max_new_tokens=16)
-    plain = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
-    plain_tok = AutoTokenizer.from_pretrained(out)
+    plain = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True, local_files_only=True)
+    plain_tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
     plain_tok.padding_side = "left"
     return generation.generate(plain.eval(), plain_tok, prompts, max_new_tokens=16) == expected
 
