@@ -16,14 +16,14 @@ them the same way, so the code that scores them does not know which engine answe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from .data.files import write_jsonl
 from .generation import GenerationSettings, continue_texts, prompt_key
-from .io import atomic_write_text
+from .io import json_lines
 
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "text": str, "max_new_tokens": int, "temperature": (int, float), "top_p": (int, float),
@@ -39,22 +39,15 @@ def write_requests(path: str | Path, texts: Sequence[str], settings: GenerationS
                    adapter: str | None = None) -> list[str]:
     """Write one request per formatted text and return their ids (in the order of ``texts``)."""
     ids = [f"{i}-{prompt_key(t)}" for i, t in enumerate(texts)]
-    lines = [json.dumps({"id": i, "text": t, "max_new_tokens": settings.max_new_tokens,
-                         "temperature": settings.temperature, "top_p": settings.top_p, "n": n,
-                         "seed": settings.seed, "adapter": adapter}) for i, t in zip(ids, texts)]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    write_jsonl(Path(path), [{"id": i, "text": t, "max_new_tokens": settings.max_new_tokens,
+                              "temperature": settings.temperature, "top_p": settings.top_p, "n": n,
+                              "seed": settings.seed, "adapter": adapter} for i, t in zip(ids, texts)])
     return ids
 
 
 def _lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AnswerFileError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+    for number, row in json_lines(path, AnswerFileError):
         if not isinstance(row, dict):
             raise AnswerFileError(f"{path}, line {number}: expected an object, got {type(row).__name__}")
         rows.append((number, row))
@@ -79,7 +72,7 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_answers(path: str | Path, answers: dict[str, list[str]]) -> None:
-    atomic_write_text(path, "".join(json.dumps({"id": i, "texts": t}) + "\n" for i, t in answers.items()))
+    write_jsonl(Path(path), [{"id": i, "texts": t} for i, t in answers.items()])
 
 
 def read_answers(path: str | Path, requests: Sequence[dict[str, Any]]) -> list[list[str]]:

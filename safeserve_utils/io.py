@@ -79,3 +79,23 @@ def read_json(path: str | Path, kind: type = dict) -> Any:
     os.replace(path, aside)
     print(f"{path} {problem}: moved aside to {aside}; it will be rebuilt", file=sys.stderr)
     return None
+
+
+def json_lines(path: str | Path, error: type[Exception]) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSONL file that is not ours to repair (the
+    project's data, an engine's answers): a line that is not UTF-8 or not JSON raises ``error``
+    naming the file, the line and the column."""
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        where = f"{path}, line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{where}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+                        "save the file as UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        yield number, value

@@ -93,7 +93,7 @@ def test_the_hf_engine_behind_the_contract_answers_as_the_workbook(base_model, t
     ('{"id": "0-x", "texts": ["a"]}\n', "1 of 2 requests have no answer"),
     ('{"id": "0-x", "texts": ["a", "b"]}\n{"id": "1-y", "texts": ["c"]}\n', "line 1: field `texts` must be a list of 1"),
     ('{"id": "9-z", "texts": ["a"]}\n', "line 1: id '9-z' was not requested"),
-    ('{"id": "0-x", "texts": ["a"]}\n{"id": "1-y", "texts": [\n', "line 2: not JSON"),
+    ('{"id": "0-x", "texts": ["a"]}\n{"id": "1-y", "texts": [\n', "line 2: not valid JSON"),
 ])
 def test_an_answers_file_that_breaks_the_contract_is_named_with_its_line(tmp_path, answers, message):
     requests = [{"id": "0-x", "n": 1}, {"id": "1-y", "n": 1}]

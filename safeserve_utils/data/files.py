@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PROJECT_ROOT
-from ..io import atomic_write_text
+from ..io import atomic_write_text, json_lines
 
 DATA_DIR = PROJECT_ROOT / "data"
 Row = dict[str, Any]
@@ -126,19 +126,8 @@ def read_jsonl(path: str | Path, schema: Schema) -> list[Row]:
         raise DataError(f"{path}: file not found")
     rows: list[Row] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+    for number, row in json_lines(path, DataError):
         where = f"{path}, line {number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{where}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
-                            "save the file as UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         validate_row(row, schema, where)
         if row["id"] in seen:
             raise DataError(f"{where}: field `id` {row['id']!r} repeats line {seen[row['id']]}")
