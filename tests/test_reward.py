@@ -39,9 +39,9 @@ def test_chat_reward_model_by_path(stand_in):
 def test_pair_input_convention_without_a_chat_template(stand_in):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(stand_in)
+    tokenizer = AutoTokenizer.from_pretrained(stand_in, local_files_only=True)
     tokenizer.chat_template = None  # an encoder RM (the paper's DeBERTa) reads tokenizer(prompt, response)
-    scorer = RewardScorer(AutoModelForSequenceClassification.from_pretrained(stand_in), tokenizer)
+    scorer = RewardScorer(AutoModelForSequenceClassification.from_pretrained(stand_in, local_files_only=True), tokenizer)
     assert scorer.pair_input
     batch = scorer.texts(["Q?"], ["A."])
     assert batch["input_ids"].shape[0] == 1 and len(scorer.score(["Q?"], ["A."])) == 1
