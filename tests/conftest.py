@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from safeserve_utils import config
+
 NETGUARD_DIR = Path(__file__).parent / "netguard"
+
+# Tests that call transformers directly (stand-in models, exported folders) bypass the profile's
+# offline switch, and some loads then looked the hub up intermittently (two clean-clone CI runs).
+# The test process takes the default profile's switch itself, at import, before any test module
+# imports huggingface_hub (which reads it once).
+config.apply_environment(config.resolve("tiny"))
 
 
 def _load_netguard():
@@ -28,11 +36,6 @@ def network_guard(tmp_path_factory):
     """Block non-loopback sockets in the test process; fail the session if anything tried one."""
     log = tmp_path_factory.mktemp("netguard") / "attempts.log"
     os.environ["SAFESERVE_NETGUARD_LOG"] = str(log)
-    # Tests that call transformers directly (stand-in models, exported folders) bypass the profile's
-    # offline switch, and some loads then look the hub up intermittently (two clean-clone CI runs);
-    # the package's own default path sets these itself (config.apply_runtime), as a user's run would.
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
     netguard.install()
     yield log
     attempts = log.read_text() if log.exists() else ""
