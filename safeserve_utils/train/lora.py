@@ -36,6 +36,9 @@ from ..io import atomic_path, read_json
 ADAPTERS = "adapters"
 TRAINING_FILE = "training.json"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+#: What the profile's ``lora_targets`` names: the attention projections, or every linear layer of a
+#: block (the MLP holds two thirds of a block's weights, and with them much of what a prompt means).
+LORA_TARGET_SETS = {"attention": LORA_TARGETS, "all": LORA_TARGETS + ("gate_proj", "up_proj", "down_proj")}
 
 
 class TrainingError(ValueError):
@@ -58,6 +61,7 @@ class TrainSettings:
     lora_layers: int = 0  # adapt only the last k transformer layers (0: all); backward stops below them
     beta: float = 0.1  # DPO only
     sft_weight: float = 0.0  # DPO only: weight of an SFT term on the chosen answer
+    bf16: bool = False  # bf16 autocast on a CPU too (a GPU uses bf16 wherever it has it)
     seed: int = 0
     warmup_ratio: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)  # recorded, not interpreted (e.g. n_safety)
@@ -120,7 +124,7 @@ def trainer_arguments(settings: TrainSettings, output_dir: Path, device: str | N
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=1,
         max_length=settings.max_length, lr_scheduler_type="cosine", warmup_steps=settings.warmup_ratio,
         seed=settings.seed, data_seed=settings.seed, logging_steps=1, save_strategy="no", report_to="none",
-        bf16=gpu and torch.cuda.is_bf16_supported(), fp16=False, use_cpu=not gpu,
+        bf16=torch.cuda.is_bf16_supported() if gpu else settings.bf16, fp16=False, use_cpu=not gpu,
         activation_checkpointing=gpu, dataloader_num_workers=0, disable_tqdm=True,
         # LoRA leaves the base weights frozen: DDP need not search the graph for unused parameters
         ddp_find_unused_parameters=False,
@@ -137,6 +141,12 @@ def trainer_arguments(settings: TrainSettings, output_dir: Path, device: str | N
     weights = [1.0, settings.sft_weight] if settings.sft_weight > 0 else None
     return DPOConfig(**{**common, "beta": settings.beta, "loss_type": losses, "loss_weights": weights,
                         "precompute_ref_log_probs": True, **extra})
+
+
+def profile_knobs(cfg: Any) -> dict[str, Any]:
+    """The settings every method takes from the profile alike (adapter shape, precision, seed)."""
+    return {"lora_dropout": cfg.lora_dropout, "lora_targets": LORA_TARGET_SETS[cfg.lora_targets],
+            "lora_layers": cfg.lora_layers, "bf16": cfg.train_bf16, "seed": cfg.seed}
 
 
 @dataclass

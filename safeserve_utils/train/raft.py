@@ -35,8 +35,7 @@ def raft_settings(cfg: Any) -> lora.TrainSettings:
     """RAFT's SFT on the kept answers: SIT's LoRA shape, RAFT's own epochs and learning rate."""
     return lora.TrainSettings(method="sft", epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr,
                               batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                              lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, lora_dropout=cfg.lora_dropout,
-                              seed=cfg.seed)
+                              lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, **lora.profile_knobs(cfg))
 
 
 @dataclass(frozen=True)

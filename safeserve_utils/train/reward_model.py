@@ -30,8 +30,7 @@ def rm_settings(cfg: Any) -> lora.TrainSettings:
     """The reward model: a LoRA (DPO's shape) plus a new scalar head, trained on preference pairs."""
     return lora.TrainSettings(method="rm", epochs=cfg.rm_epochs, learning_rate=cfg.rm_lr,
                               batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                              lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, lora_dropout=cfg.lora_dropout,
-                              seed=cfg.seed)
+                              lora_r=cfg.dpo_lora_r, lora_alpha=cfg.dpo_lora_alpha, **lora.profile_knobs(cfg))
 
 
 def split_pairs(pairs: Sequence[dict[str, Any]], held_out: float, seed: int

@@ -14,14 +14,14 @@ from typing import Any
 from .. import modeling
 from ..data.build import sit_mix
 from ..data.files import DataError, read_rows
-from .lora import TrainResult, TrainSettings, adapter_dir, train
+from .lora import TrainResult, TrainSettings, adapter_dir, profile_knobs, train
 
 
 def sit_settings(cfg: Any, n_safety: int) -> TrainSettings:
     return TrainSettings(method="sft", epochs=cfg.sit_epochs, learning_rate=cfg.sit_lr,
                          batch_size=cfg.train_batch_size, max_length=cfg.train_max_length,
-                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, lora_dropout=cfg.lora_dropout,
-                         seed=cfg.seed, extra={"n_safety": n_safety})
+                         lora_r=cfg.sit_lora_r, lora_alpha=cfg.sit_lora_alpha, extra={"n_safety": n_safety},
+                         **profile_knobs(cfg))
 
 
 def sit_mixes(run_dir: str | Path, ns: Sequence[int], seed: int) -> dict[int, list[dict[str, Any]]]:
