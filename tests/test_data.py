@@ -32,7 +32,7 @@ def test_labels_cover_the_hard_cases():
 
 
 def test_no_training_row_overlaps_evaluation():
-    train = [r["prompt"] for n in ("safety_demos", "instructions", "safe_twins") for r in data.load_project(n)]
+    train = [r["prompt"] for n in ("safety_demos", "instructions", "safe_twins", "wordplay") for r in data.load_project(n)]
     evals = [r["prompt"] for n in ("eval_harmful", "eval_borderline", "eval_helpful", "judge_labelled")
              for r in data.load_project(n)] + [r["question"] for r in data.load_project("eval_qa")]
     hits = dedup.overlaps(train, evals)
@@ -41,7 +41,7 @@ def test_no_training_row_overlaps_evaluation():
 
 def test_no_duplicate_prompts_within_the_project():
     seen = {}
-    for name in ("safety_demos", "instructions", "safe_twins", "eval_harmful", "eval_borderline", "eval_helpful"):
+    for name in ("safety_demos", "instructions", "safe_twins", "wordplay", "eval_harmful", "eval_borderline", "eval_helpful"):
         for r in data.load_project(name):
             key = " ".join(dedup.words(r["prompt"]))
             assert key not in seen, f"{r['id']} repeats {seen[key]}"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from safeserve_utils import config, experiments
+from safeserve_utils.evaluation import report
 
 QUICK = {"dev_per_kind": 2, "judge": "rules", "sit_instructions": 8, "n_safety": 4, "pref_harmful": 2,
          "pref_benign": 2, "train_max_length": 64, "max_new_tokens": 8, "eval_max_new_tokens": 8}
@@ -14,7 +15,7 @@ def test_a_try_is_trained_scored_on_the_dev_split_and_logged(tmp_path):
     cfg = config.resolve("smoke", QUICK)
     sit = experiments.run_recipe(cfg, tmp_path, "sit", "sit-a", note="first try")
     assert sit["examples"] == 8 + 4 and not sit["resumed"] and sit["note"] == "first try"
-    assert set(sit["dev"]) == set(experiments.DEV_COLUMNS.values())
+    assert set(sit["dev"]) == set(report.DEV_COLUMNS.values())
     assert all(v["n"] == 2 and 0 <= v["lo"] <= v["value"] <= v["hi"] <= 1 for v in sit["dev"].values())
     assert sit["settings"]["sit_lr"] == cfg.sit_lr and sit["settings"]["dev_per_kind"] == 2
     assert (tmp_path / "experiments" / "sit-a" / "adapter_config.json").exists()

@@ -45,6 +45,30 @@ def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(t
     assert "sit-n999" not in scorecard.collect(tmp_path, cfg)
 
 
+def _dev(run, stage, safe, over):
+    rows = [{"set": "harmful_dev", "metric": "safe_rate", "value": safe, "lo": 0, "hi": 1, "n": 40},
+            {"set": "borderline_dev", "metric": "over_refusal", "value": over, "lo": 0, "hi": 1, "n": 40}]
+    (run / "dev").mkdir(exist_ok=True)
+    (run / "dev" / f"{stage}.json").write_text(json.dumps({"stage": stage, "rows": rows}))
+
+
+def test_the_dev_split_chooses_the_sit_stage_that_headline_mode_scores(tmp_path):
+    for stage in ("sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2", "raft-random-it1", "raft-random-it2", "dpo"):
+        _adapter(tmp_path, stage)
+    cfg = config.resolve("tiny", {"dev_per_kind": 40, "eval_stages": "headline"})
+    assert scorecard.sit_choice(tmp_path, cfg) == "sit-n120"  # no dev scores yet: the largest n
+    _dev(tmp_path, "sit-n0", 0.10, 0.00)
+    _dev(tmp_path, "sit-n40", 0.70, 0.10)  # 0.60: the best trade-off
+    _dev(tmp_path, "sit-n120", 0.95, 0.60)  # safest, but refuses most safe prompts
+    assert scorecard.sit_choice(tmp_path, cfg) == "sit-n40"
+    assert scorecard.scored_stages(tmp_path, cfg) == ["base", "sit-n40", "raft-it2", "raft-random-it2", "dpo"]
+    _dev(tmp_path, "sit-n120", 0.75, 0.15)  # the same score: the smaller n wins the tie
+    assert scorecard.sit_choice(tmp_path, cfg) == "sit-n40"
+    everything = config.resolve("tiny", {"dev_per_kind": 40})
+    assert scorecard.scored_stages(tmp_path, everything) == stages.stages(tmp_path, everything)
+    assert scorecard.sit_choice(tmp_path, config.resolve("tiny")) == "sit-n120"  # no dev split: dev files ignored
+
+
 def test_eval_sets_follow_the_catalogue_order_and_need_01_data(tmp_path):
     run = make_run(tmp_path, {"qa_ours": [], "harmful_ours": [], "borderline_ours": [], "harmful_zz_extra": []})
     assert list(scorecard.eval_sets(run)) == ["harmful_ours", "borderline_ours", "qa_ours", "harmful_zz_extra"]

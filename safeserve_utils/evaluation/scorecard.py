@@ -104,10 +104,49 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     return result
 
 
+def dev_score(result: dict[str, Any]) -> float:
+    """How a stage is ranked on the dev split: strict safe rate minus borderline over-refusal (a model
+    that refuses everything scores 0, one that tells the two apart scores near 1)."""
+    rates = {(r["set"], r["metric"]): r["value"] for r in result["rows"]}
+    return rates.get(("harmful_dev", "safe_rate"), 0.0) - rates.get(("borderline_dev", "over_refusal"), 0.0)
+
+
+def sit_choice(run_dir: str | Path, cfg: Profile) -> str | None:
+    """The SIT stage of the ablation that the *dev split* ranks best (``dev_score``; ties go to the
+    smaller n), from the dev evaluations ``02_sit`` wrote; without them (no dev split), the largest n.
+    The evaluation sets never take part in the choice."""
+    trained = [s for s in stages.stages(run_dir, cfg) if s.startswith("sit-n")]
+    if not trained:
+        return None
+    scored = dev_results(run_dir, trained) if cfg.dev_per_kind else {}
+    if len(scored) < len(trained):
+        return trained[-1]
+    return max(trained, key=lambda s: (dev_score(scored[s]), -trained.index(s)))
+
+
+def dev_results(run_dir: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The dev-split evaluations of ``names`` that exist (written by ``evaluate(split="dev")``)."""
+    folder = Path(run_dir) / SPLITS["dev"][1]
+    found = {name: read_json(folder / f"{name}.json") for name in names}
+    return {name: record for name, record in found.items() if record is not None}
+
+
+def scored_stages(run_dir: str | Path, cfg: Profile) -> list[str]:
+    """The stages ``06`` scores on the evaluation sets: every stage, or with ``eval_stages=headline`` base,
+    the SIT n chosen on the dev split, the last RAFT iteration and its random twin, and DPO."""
+    found = stages.stages(run_dir, cfg)
+    if cfg.eval_stages == "all":
+        return found
+    last = f"it{cfg.raft_iterations}"
+    kept = {"base", "dpo", f"raft-{last}", f"raft-random-{last}", sit_choice(run_dir, cfg)}
+    return [s for s in found if s in kept]
+
+
 def collect(run_dir: str | Path, cfg: Profile | None = None) -> dict[str, dict[str, Any]]:
-    """The evaluation of every stage the run holds now, in teaching order (stale files are ignored)."""
+    """The evaluation of every stage the run scores now, in teaching order (stale files are ignored)."""
     folder = Path(run_dir) / EVAL_DIR
-    found = {stage: read_json(folder / f"{stage}.json") for stage in stages.stages(run_dir, cfg)}
+    names = scored_stages(run_dir, cfg) if cfg is not None else stages.stages(run_dir)
+    found = {stage: read_json(folder / f"{stage}.json") for stage in names}
     return {stage: record for stage, record in found.items() if record is not None}
 
 
