@@ -166,3 +166,31 @@ def test_on_policy_pairs_made_for_another_model_are_refused(tmp_path):
     with pytest.raises(data.DataError, match="another model"):
         train.dpo.training_pairs(cfg, tmp_path, "model-a")
     assert train.dpo.training_pairs(config.resolve("smoke"), tmp_path, "model-a") == [data.to_dpo(pair)]
+
+
+def test_scoring_only_labelled_positions_gives_the_same_log_probs(base_model):
+    """The CPU speed-up of TRL's fused LM head (score the answer tokens only) changes no log-probability."""
+    import copy
+
+    import torch
+    import trl.trainer.utils as trl_utils
+
+    lm, tok = base_model
+    model = copy.deepcopy(lm)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    batch = tok(["Hello there, how are you today?", "Tell me a short joke"], padding=True, return_tensors="pt")
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    labels[:, :4] = -100  # the prompt: no label
+    original = trl_utils._use_triton
+    try:
+        trl_utils._use_triton = lambda device: False  # TRL's own choice on a CPU: score every position
+        with torch.no_grad():
+            every = model(**batch, labels=labels, fused_lm_head=True)
+        train.lora.score_labelled_positions_only()
+        with torch.no_grad():
+            labelled = model(**batch, labels=labels, fused_lm_head=True)
+    finally:
+        trl_utils._use_triton = original
+    assert torch.allclose(every.log_probs, labelled.log_probs, atol=1e-5)
+    assert torch.allclose(every.entropy, labelled.entropy, atol=1e-4)
+    assert every.loss.item() == pytest.approx(labelled.loss.item(), abs=1e-5)

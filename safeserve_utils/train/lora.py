@@ -309,11 +309,34 @@ def stacked_id(model_id: str, start: Path) -> str:
     return f"{model_id}+{record['key']}"
 
 
+def score_labelled_positions_only() -> None:
+    """Make TRL's fused LM head score only the positions that carry a label on every device.
+
+    SFT and DPO get their per-token log-probabilities from TRL's chunked LM head. With Triton (GPUs)
+    it projects only the positions whose label is not -100; elsewhere it projects every position, a
+    choice made for Neuron, which recompiles whenever the number of positions changes, and its torch
+    fallback is element-wise heavy. On a CPU that made the LM head half of a DPO step: the prompt and
+    system tokens were scored and then masked away. Compacting first gives the same log-probabilities
+    for the answer tokens (a test checks it) and measured a DPO step 1.8x faster (9.9 s -> 5.5 s, 16
+    sequences of 96 tokens). TRL 1.16 takes that choice from the name ``_use_triton`` in
+    ``trl.trainer.utils`` (the kernel module keeps its own binding, which still picks the torch
+    fallback here), so setting that one name changes where it scores and nothing else.
+    """
+    import trl.trainer.utils as trl_utils
+
+    if not hasattr(trl_utils, "_use_triton"):
+        raise TrainingError("trl.trainer.utils._use_triton is gone: this TRL version decides where the fused "
+                            "LM head scores differently; check score_labelled_positions_only against it")
+    trl_utils._use_triton = lambda device: True
+
+
 def _trainer(settings: TrainSettings, model: Any, tokenizer: Any, dataset: Any, args: Any,
              callbacks: list[Any]) -> Any:
     from trl import DPOTrainer, RewardTrainer, SFTTrainer
 
     from transformers import PrinterCallback
+
+    score_labelled_positions_only()
 
     cls = {"sft": SFTTrainer, "dpo": DPOTrainer, "rm": RewardTrainer}[settings.method]
     peft_config = None if _has_adapter(model) else lora_config(settings, model.config.num_hidden_layers)
