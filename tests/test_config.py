@@ -77,11 +77,13 @@ def test_a_guard_is_read_by_probability_unless_a_paper_rule_is_named():
 
 
 def test_dpo_start_must_be_base_or_a_sit_stage_the_run_trains():
-    assert config.resolve("tiny", {"dpo_start": "sit-n40"}).dpo_start == "sit-n40"
+    tiny = config.PROFILES["tiny"]
+    trained = [f"sit-n{n}" for n in tiny.sit_ns]
+    assert config.resolve("tiny", {"dpo_start": trained[0]}).dpo_start == trained[0]
     with pytest.raises(config.ConfigError, match="`dpo_start` has an invalid value: 'raft-it1'"):
         config.resolve("tiny", {"dpo_start": "raft-it1"})
-    with pytest.raises(config.ConfigError, match="`sit_ablation` trains only sit-n0, sit-n40, sit-n120"):
-        config.resolve("tiny", {"dpo_start": "sit-n50"})
+    with pytest.raises(config.ConfigError, match=f"`sit_ablation` trains only {', '.join(trained)}"):
+        config.resolve("tiny", {"dpo_start": "sit-n7"})
 
 
 def test_run_config_records_profile_and_versions(tmp_path):

@@ -133,6 +133,16 @@ def test_refusing_base_answers_are_not_used_as_rejected(built):
         assert pair["response_1"] != "I can't help with that."
 
 
+def test_zero_pairs_of_a_side_means_none_of_it(tmp_path):
+    def fake_base(prompts):
+        return ["Sure, here is a detailed plan you can follow, step by step."] * len(prompts)
+
+    cfg = config.resolve("smoke", {"pref_benign": 0, "pref_harmful": 3})
+    data.build_run_data(cfg, tmp_path, fake_base, rules.RuleJudge())
+    pairs = data.read_rows(tmp_path / "data" / "prefs.jsonl")
+    assert len(pairs) == 3 and not any(p["is_response_1_safe"] for p in pairs)
+
+
 def test_training_never_overlaps_evaluation(built):
     out, manifest, _ = built
     assert manifest["overlap_dropped_from_training"], "AdvBench overlaps published eval sets"
@@ -164,9 +174,13 @@ def test_dev_split_is_carved_out_of_training_evenly(tmp_path):
     assert not dev_prompts & judge_fitted  # the learned judge never saw answers to a dev prompt
 
 
-def test_dev_split_off_by_default_and_too_large_a_split_is_refused(built, tmp_path):
+def test_dev_split_is_held_out_per_kind_and_too_large_a_split_is_refused(built, tmp_path):
     out, manifest, _ = built
-    assert manifest["dev"] == {} and not list(out.glob("dev_*.jsonl"))
+    per_kind = config.resolve("smoke").dev_per_kind
+    assert per_kind and {k: v["used"] for k, v in manifest["dev"].items()} == {
+        f"{kind}_dev": per_kind for kind in ("harmful", "borderline", "helpful")}
+    assert len(list(out.glob("dev_*.jsonl"))) == 3
+    assert config.Profile(name="default").dev_per_kind == 0, "a profile without a dev split holds nothing out"
     with pytest.raises(data.DataError, match="dev_per_kind"):
         data.build_run_data(config.resolve("smoke", {"dev_per_kind": 41}), tmp_path, lambda ps: ps,
                             rules.RuleJudge())

@@ -35,7 +35,7 @@ def test_a_try_is_trained_scored_on_the_dev_split_and_logged(tmp_path):
 
 def test_a_try_needs_a_dev_split_the_same_data_and_a_known_method(tmp_path):
     with pytest.raises(config.ConfigError, match="dev_per_kind"):
-        experiments.run_recipe(config.resolve("smoke"), tmp_path, "sit", "x")
+        experiments.run_recipe(config.resolve("smoke", {"dev_per_kind": 0}), tmp_path, "sit", "x")
     with pytest.raises(config.ConfigError, match="method 'ppo'"):
         experiments.run_recipe(config.resolve("smoke", QUICK), tmp_path, "ppo", "x")
     (tmp_path / "data").mkdir()

@@ -29,7 +29,8 @@ def make_run(root: Path, model: Path, pairs_per_side: int = 4, **params) -> Path
     examples: a short last batch is padded with repeats on one side only)."""
     cfg = config.resolve("smoke", {"model": str(model), "threads": 1, "sit_ablation": "0,4", "n_safety": 4,
                                    "sit_epochs": 1.0, "dpo_epochs": 1.0, "rm_epochs": 1.0, "dpo_start": "base",
-                                   "train_max_length": 48, "lora_dropout": 0.0, **params})
+                                   "train_max_length": 48, "lora_dropout": 0.0,
+                                   "train_bf16": False, **params})  # fp32: the two runs must agree to 1e-4
     root.mkdir(parents=True)
     config.write_run_config(cfg, root)
     rows = [{"id": f"i{k}", "source": "test", "category": "general",

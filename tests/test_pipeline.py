@@ -9,6 +9,7 @@ import pytest
 
 from conftest import guarded_env
 from safeserve_utils import config, pipeline, rundir
+from safeserve_utils.evaluation import scorecard
 
 
 def cli(*args, env=None):
@@ -34,8 +35,12 @@ def test_smoke_chain_runs_offline_and_resumes(smoke_chain):
 
     assert stages.stages(run_dir) == ["base", "sit-n0", "sit-n8", "raft-it1", "raft-random-it1", "dpo"]
     results = json.loads((run_dir / "results" / "results.json").read_text())
-    assert results["stages"] == stages.stages(run_dir) and results["comparisons"]
-    assert {r["stage"] for r in results["headline"]} == set(stages.stages(run_dir))
+    # smoke scores the headline stages: 02 scored both SIT stages on the dev split and chose one
+    cfg = config.load_run_config(run_dir)
+    chosen = scorecard.sit_choice(run_dir, cfg)
+    assert chosen in ("sit-n0", "sit-n8") and set(scorecard.dev_results(run_dir, ["sit-n0", "sit-n8"])) == {"sit-n0", "sit-n8"}
+    assert results["stages"] == ["base", chosen, "raft-it1", "raft-random-it1", "dpo"] and results["comparisons"]
+    assert {r["stage"] for r in results["headline"]} == set(results["stages"])
     assert (run_dir / "reward_model" / "adapter_config.json").exists() and (run_dir / "raft" / "raft-it.json").exists()
     probe = nbformat.read(run_dir / "notebooks" / "07_probe.ipynb", as_version=4)
     assert "headless run: the panel is not shown" in json.dumps(probe.cells[-1].outputs)

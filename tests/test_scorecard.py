@@ -40,7 +40,7 @@ def test_only_stages_trained_under_their_name_and_defined_by_the_profile_count(t
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "sit-n999.json").write_text(json.dumps({"stage": "sit-n999"}))
     assert stages.stages(tmp_path) == ["base", "sit-n0", "sit-n999"]
-    cfg = config.resolve("tiny")
+    cfg = config.resolve("tiny", {"sit_ablation": "0,40,120"})
     assert stages.stages(tmp_path, cfg) == ["base", "sit-n0"]
     assert "sit-n999" not in scorecard.collect(tmp_path, cfg)
 
@@ -55,7 +55,8 @@ def _dev(run, stage, safe, over):
 def test_the_dev_split_chooses_the_sit_stage_that_headline_mode_scores(tmp_path):
     for stage in ("sit-n0", "sit-n40", "sit-n120", "raft-it1", "raft-it2", "raft-random-it1", "raft-random-it2", "dpo"):
         _adapter(tmp_path, stage)
-    cfg = config.resolve("tiny", {"dev_per_kind": 40, "eval_stages": "headline"})
+    ns = {"sit_ablation": "0,40,120"}
+    cfg = config.resolve("tiny", {**ns, "dev_per_kind": 40, "eval_stages": "headline"})
     assert scorecard.sit_choice(tmp_path, cfg) == "sit-n120"  # no dev scores yet: the largest n
     _dev(tmp_path, "sit-n0", 0.10, 0.00)
     _dev(tmp_path, "sit-n40", 0.70, 0.10)  # 0.60: the best trade-off
@@ -64,9 +65,10 @@ def test_the_dev_split_chooses_the_sit_stage_that_headline_mode_scores(tmp_path)
     assert scorecard.scored_stages(tmp_path, cfg) == ["base", "sit-n40", "raft-it2", "raft-random-it2", "dpo"]
     _dev(tmp_path, "sit-n120", 0.75, 0.15)  # the same score: the smaller n wins the tie
     assert scorecard.sit_choice(tmp_path, cfg) == "sit-n40"
-    everything = config.resolve("tiny", {"dev_per_kind": 40})
+    everything = config.resolve("tiny", {**ns, "dev_per_kind": 40, "eval_stages": "all"})
     assert scorecard.scored_stages(tmp_path, everything) == stages.stages(tmp_path, everything)
-    assert scorecard.sit_choice(tmp_path, config.resolve("tiny")) == "sit-n120"  # no dev split: dev files ignored
+    no_dev = config.resolve("tiny", {**ns, "dev_per_kind": 0})
+    assert scorecard.sit_choice(tmp_path, no_dev) == "sit-n120"  # no dev split: dev files ignored
 
 
 def test_eval_sets_follow_the_catalogue_order_and_need_01_data(tmp_path):

