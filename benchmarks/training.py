@@ -1,6 +1,7 @@
 """Training speed, measured side by side in one run, against the CPU's own measured ceiling: the
-workbook's CPU configuration, TRL's defaults (bf16 autocast and gradient checkpointing, which TRL 1.16
-turns on even on a CPU) and each of the two on its own, and LoRA on the last 8 of 30 layers only
+workbook's CPU configuration (the `tiny` profile's: bf16 autocast, no gradient checkpointing, LoRA on
+every linear layer), fp32, fp32 with checkpointing, TRL's defaults (bf16 autocast and gradient
+checkpointing, which TRL 1.16 turns on even on a CPU), and LoRA on the last 8 of 30 layers only
 (`lora_layers`, so the backward pass stops early).
 
     .venv/bin/python benchmarks/training.py [--method sft|dpo] [--rows 16] [--batch-size 4]
@@ -23,12 +24,13 @@ from pathlib import Path
 from safeserve_utils import config, data, modeling, system, train
 
 #: name -> (trainer argument overrides, training-setting overrides)
+WORKBOOK = "workbook (bf16 autocast, no checkpointing)"
 VARIANTS = {
-    "workbook (fp32, no checkpointing)": ({}, {}),
-    "bf16 autocast only": ({"bf16": True}, {}),
-    "gradient checkpointing only": ({"gradient_checkpointing": True}, {}),
-    "TRL defaults (bf16, checkpointing)": ({"bf16": True, "gradient_checkpointing": True}, {}),
-    "LoRA on the last 8 layers": ({}, {"lora_layers": 8}),
+    WORKBOOK: ({}, {"bf16": True}),
+    "fp32 (train_bf16=false)": ({}, {"bf16": False}),
+    "gradient checkpointing, fp32": ({"gradient_checkpointing": True}, {"bf16": False}),
+    "TRL defaults (bf16, checkpointing)": ({"gradient_checkpointing": True}, {"bf16": True}),
+    "LoRA on the last 8 layers, bf16": ({}, {"bf16": True, "lora_layers": 8}),
 }
 #: FLOPs per trained token as a multiple of the parameter count (LoRA: forward + activation gradients).
 LORA_FLOPS_PER_PARAMETER = 4
@@ -62,7 +64,7 @@ def main() -> None:
     gflops = system.matmul_gflops(rows=args.batch_size * 128)
     params = sum(p.numel() for p in lm.parameters())
     ceiling = gflops * 1e9 / (LORA_FLOPS_PER_PARAMETER * params)
-    ours = results["workbook (fp32, no checkpointing)"].tokens_per_second
+    ours = results[WORKBOOK].tokens_per_second
     print(f"{args.method}: {len(rows)} rows, batch {args.batch_size}, one epoch; fp32 matmul measured at "
           f"{gflops:.0f} GFLOP/s = a ceiling of {ceiling:.0f} trained tokens/s for {params / 1e6:.0f}M parameters")
     for name, result in results.items():
