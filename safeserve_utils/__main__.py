@@ -35,7 +35,7 @@ examples:
   python -m safeserve_utils seeds --profile tiny --seeds 0,1,2   # the chain once per seed, mean ± sd
   python -m safeserve_utils experiment --method sit --name sit-n100 --run-dir runs/dev-all \\
       -p dev_per_kind=40 -p sit_instructions=0 -p n_safety=100   # one recipe, scored on the dev split
-  python -m safeserve_utils export --run-dir runs/tiny --stage dpo --out exported/dpo   # a standalone model
+  python -m safeserve_utils export --run-dir runs/tiny --stage dpo --out exported/dpo --gguf f16   # a standalone model
 
 A re-run skips the stages whose notebook, parameters, code, data and upstream stages are unchanged;
 --force redoes them. On failure the message names the notebook and cell, and the partial executed
@@ -93,11 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                          help="a parameter that differs from the run's config.json; repeatable")
     out = sub.add_parser("export", help="write a trained stage as a standalone model folder (merged safetensors, "
-                                        "tokenizer, model card)")
+                                        "tokenizer, model card; optionally GGUF for llama.cpp and Ollama)")
     out.add_argument("--run-dir", type=Path, required=True, help="a run directory holding the stage")
     out.add_argument("--stage", required=True, help="a trained stage of that run, e.g. dpo or sit-n120")
     out.add_argument("--out", type=Path, required=True, help="the folder to write (refused if it exists)")
     out.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    out.add_argument("--gguf", choices=export.GGUF_TYPES, help="also write model-<type>.gguf (built-in models)")
     ans = sub.add_parser("answer", help="answer a requests.jsonl with the workbook's HF engine (the contract "
                                         "scripts/vllm_answer.py also serves)")
     ans.add_argument("--model", required=True, help="built-in model name, folder or (with --online) hub id")
@@ -115,9 +116,10 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    folder = export.export_stage(args.run_dir, args.stage, args.out, overwrite=args.overwrite)
+    folder = export.export_stage(args.run_dir, args.stage, args.out, overwrite=args.overwrite, gguf=args.gguf)
+    also = f"; for llama.cpp and Ollama: {folder / f'model-{args.gguf}.gguf'}" if args.gguf else ""
     print(f"exported {args.stage} to {folder} (load it with AutoModelForCausalLM.from_pretrained; "
-          f"its card is {folder / export.CARD})")
+          f"its card is {folder / export.CARD}{also})")
     return 0
 
 
