@@ -215,7 +215,7 @@ class Profile:
                                         'how")')
     judge: str = knob("learned", "safe-rate judge: learned (MiniLM + rules) | rules | a Llama Guard hub id or folder")
     guard_rule: str = knob("probability", "a Llama Guard judge's reading: probability (P(first token 'unsafe') "
-                                          ">= 0.5) | exact | substring (the paper's two parsing rules)")
+                                          "at least 0.5) | exact | substring (the paper's two parsing rules)")
     reward_model: str = knob("auto", "reward medians: auto (the run's own reward model once trained) | none | "
                                      "hub id or folder")
     advbench_train: bool = knob(True, "add AdvBench prompts (pyrit wheel) to the preference training pool")

@@ -193,13 +193,17 @@ def _run_stages(cfg: config.Profile, run_dir: Path, force: bool, chain: list[Pat
 
 #: Files of a run directory that belong to the run, not to a stage.
 RUN_FILES = (config.CONFIG_FILE, STAGES_FILE, rundir.LOCK_FILE)
+#: Logs a user or a scheduler keeps in the run directory (``run ... > runs/tiny/chain.log``): they grow
+#: while every stage runs, so they are no stage's output.
+LOG_SUFFIX, LOG_DIR = ".log", "logs"
 
 
 def snapshot(run_dir: Path) -> dict[str, int]:
-    """Every file of the run directory (relative path -> size), but the run's own records."""
+    """Every file of the run directory (relative path -> size), but the run's own records and logs."""
     files = {p.relative_to(run_dir): p for p in sorted(run_dir.rglob("*")) if p.is_file()}
     return {str(name): p.stat().st_size for name, p in files.items() if str(name) not in RUN_FILES
-            and not any(part.endswith((".tmp", ".corrupt")) for part in name.parts)}
+            and not any(part.endswith((".tmp", ".corrupt")) for part in name.parts)
+            and name.suffix != LOG_SUFFIX and name.parts[0] != LOG_DIR}
 
 
 def missing_outputs(run_dir: Path, record: dict[str, Any]) -> list[str]:

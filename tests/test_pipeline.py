@@ -100,6 +100,21 @@ def test_a_stage_whose_outputs_are_gone_is_rerun_not_skipped(tmp_path):
     assert any("outputs changed on disk (data/a.txt)" in line for line in lines)
 
 
+def test_a_log_growing_in_the_run_directory_is_no_stages_output(tmp_path):
+    """`run ... > runs/tiny/chain.log` appends while every stage runs: it used to become the output of
+    the stage it grew under, so the next run with nothing changed re-ran that stage."""
+    books, run_dir = tmp_path / "nb", tmp_path / "run"
+    books.mkdir()
+    grows = ("Path(run_dir, 'chain.log').open('a').write('line'); Path(run_dir, 'logs').mkdir(exist_ok=True); "
+             "Path(run_dir, 'logs', 'try.log').open('a').write('x'); Path(run_dir, 'out.txt').write_text('o')")
+    stage = make_notebook(books / "00_grows.ipynb", grows)
+    pipeline.run_chain("smoke", run_dir, stages=[stage], log=lambda _: None)
+    assert set(json.loads((run_dir / "stages.json").read_text())["00_grows.ipynb"]["outputs"]) == {
+        "out.txt", "notebooks/00_grows.ipynb"}
+    (run_dir / "chain.log").write_text("the runner kept writing")
+    assert [r.status for r in pipeline.run_chain("smoke", run_dir, stages=[stage], log=lambda _: None)] == ["skipped"]
+
+
 @pytest.mark.chain
 def test_a_changed_parameter_reruns_its_stage_and_the_later_ones_only(tmp_path):
     books, run_dir = tmp_path / "nb", tmp_path / "run"
