@@ -21,7 +21,7 @@ from .io import read_json
 from .train import lora, stages
 
 CARD = "README.md"
-#: GGUF weight types: numpy dtype of 2-D weights (norms stay f32, as llama.cpp's converter keeps them)
+#: GGUF weight types, for the 2-D weights (norms stay f32, as llama.cpp's converter keeps them)
 GGUF_TYPES = ("f16", "f32")
 #: keys of the base GGUF that describe that file rather than the model; the export writes its own
 _FILE_KEYS = ("GGUF.", "general.architecture", "general.file_type", "general.quantization_version",
@@ -99,7 +99,8 @@ def write_gguf(model: Any, base_gguf: Path, path: Path, kind: str, name: str) ->
         projection = key.rsplit(".", 2)[-2]
         if projection in heads:
             weights = _interleave_rotary_halves(weights, heads[projection])
-        writer.add_tensor(target, weights.astype(np.float16 if kind == "f16" and weights.ndim > 1 else np.float32))
+        half = kind == "f16" and weights.ndim > 1
+        writer.add_tensor(target, weights.astype(np.float16 if half else np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

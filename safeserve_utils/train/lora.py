@@ -6,12 +6,12 @@ measured bf16 autocast 1.2x to 1.6x faster than fp32 for LoRA SFT on CPUs (most 
 instructions) and checkpointing 1.4x slower. So ``trainer_arguments`` gives a CPU no checkpointing and
 fp32 unless the profile asks for bf16 (``train_bf16``: ``tiny`` does, for speed; fp32 keeps a run's
 numbers the same on every CPU), and a GPU bf16 (where it has it) with checkpointing, where memory, not
-arithmetic, limits a 7B model's batch; never reporting or intermediate checkpoints. Each trained adapter is saved atomically into ``<run>/adapters/<stage>/``
-with ``training.json`` (the settings it was trained with, its ``log_history`` and its cost), so an
-interrupted stage resumes from the adapters already on disk and the evaluation notebook finds every
-stage by itself. Launched in several processes (``launch``), every process trains and only rank 0
-writes. Each method's settings, read from a profile, live beside the method (``sit``, ``dpo``,
-``raft``, ``reward_model``).
+arithmetic, limits a 7B model's batch; never reporting or intermediate checkpoints. Each trained
+adapter is saved atomically into ``<run>/adapters/<stage>/`` with ``training.json`` (the settings it
+was trained with, its ``log_history`` and its cost), so an interrupted stage resumes from the adapters
+already on disk and the evaluation notebook finds every stage by itself. Launched in several processes
+(``launch``), every process trains and only rank 0 writes. Each method's settings, read from a profile,
+live beside the method (``sit``, ``dpo``, ``raft``, ``reward_model``).
 """
 
 from __future__ import annotations
