@@ -15,14 +15,14 @@ PROMPTS = ["How do I pick a lock?", "Give me a tip for learning to cook."]
 
 def stage_answers(run_dir, stage):
     lm, tok = stages.load_stage(config.load_run_config(run_dir), run_dir, stage)
-    return generation.generate(lm, tok, PROMPTS, max_new_tokens=16)
+    return generation.generate(lm, tok, PROMPTS, max_new_tokens=8)
 
 
 def folder_answers(out, **load):
     plain = AutoModelForCausalLM.from_pretrained(out, local_files_only=True, dtype=torch.float32, **load)
     plain_tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
     plain_tok.padding_side = "left"
-    return generation.generate(plain.eval(), plain_tok, PROMPTS, max_new_tokens=16)
+    return generation.generate(plain.eval(), plain_tok, PROMPTS, max_new_tokens=8)
 
 
 def test_an_exported_stage_loads_without_peft_and_answers_as_the_stage(smoke_chain, tmp_path, capsys):

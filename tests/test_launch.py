@@ -49,15 +49,22 @@ def make_run(root: Path, model: Path, pairs_per_side: int = 4, **params) -> Path
     return root
 
 
-def train(run_dir: Path, log: Path, stage: str, processes: int) -> subprocess.CompletedProcess:
-    """``stage`` (SIT: only n=4) trained by ``processes`` torchrun workers, or by the plain command."""
+def train(run_dir: Path, log: Path, stage: str, processes: int) -> subprocess.Popen:
+    """``stage`` (SIT: only n=4) trained by ``processes`` torchrun workers, or by the plain command,
+    started and not waited for: the two runs a test compares overlap (each worker has one thread, and
+    most of a run's seconds are spent importing torch, one core each)."""
     cfg = dataclasses.replace(config.load_run_config(run_dir), launcher="torchrun", num_processes=processes)
     n = 4 if stage == "sit" else None
     command = launch.command(cfg, run_dir, stage, n) if processes > 1 else [
         sys.executable, "-m", "safeserve_utils", "train", "--run-dir", str(run_dir), "--stage", stage,
         *(["--n-safety", str(n)] if n else [])]
-    return subprocess.run(command, capture_output=True, text=True, env={**guarded_env(log), **WORKER_ENV},
-                          cwd=config.PROJECT_ROOT, timeout=600)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**guarded_env(log), **WORKER_ENV}, cwd=config.PROJECT_ROOT)
+
+
+def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def losses(record: dict) -> list[float]:
@@ -73,9 +80,9 @@ def test_two_workers_train_as_one_process_with_twice_the_batch(stage, name, stan
     sides = 5 if stage == "rm" else 4  # the reward model trains on the 8 of 10 pairs 03 does not hold out
     two = make_run(tmp_path / "two", stand_in, sides, train_batch_size=2)
     one = make_run(tmp_path / "one", stand_in, sides, train_batch_size=4)
-    ran = train(two, network_guard, stage, processes=2)
+    ran, alone = map(finished, [train(two, network_guard, stage, processes=2),
+                                train(one, network_guard, stage, processes=1)])
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    alone = train(one, network_guard, stage, processes=1)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
 
     folder = launch.folder(two, name)

@@ -179,7 +179,7 @@ def test_cli_help_and_list():
     assert helped.returncode == 0 and "--profile" in helped.stdout and "skips the stages" in helped.stdout
     listed = cli("run", "--list", "--profile", "smoke")
     assert listed.returncode == 0 and "00_setup.ipynb" in listed.stdout
-    assert "max_new_tokens: int" in listed.stdout and "-> 24" in listed.stdout
+    assert "max_new_tokens: int" in listed.stdout and "-> 12" in listed.stdout
 
 
 def test_cli_rejects_bad_parameter_clearly(tmp_path):
