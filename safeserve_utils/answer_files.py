@@ -9,13 +9,15 @@ pins differ from the workbook's), so the two talk through two JSONL files instea
   a LoRA folder or null.
 - ``answers.jsonl``, one line per request: ``{"id", "texts": [n answers]}``.
 
-``answer_with_hf`` is the in-process HF engine behind the same contract (``python -m safeserve_utils
-answer``); ``scripts/vllm_answer.py`` is vLLM's. Whichever wrote the answers, ``read_answers`` checks
+``answer_with_hf`` is the workbook's HF engine behind the same contract (``python -m safeserve_utils
+answer``, a stand-in for vLLM in tests and on machines without GPUs); ``scripts/vllm_answer.py`` is
+vLLM's. ``engines`` runs either from the notebooks. Whichever wrote the answers, ``read_answers`` checks
 them the same way, so the code that scores them does not know which engine answered.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from itertools import groupby
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 from .data.files import write_jsonl
 from .generation import GenerationSettings, continue_texts, prompt_key
 from .io import json_lines
+from .modeling import merge_adapter
 
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "text": str, "max_new_tokens": int, "temperature": (int, float), "top_p": (int, float),
@@ -104,19 +107,17 @@ def _settings_key(row: dict[str, Any]) -> tuple[Any, ...]:
 def answer_with_hf(requests_path: str | Path, answers_path: str | Path, model: Any, tokenizer: Any) -> int:
     """The workbook's own batched engine behind the file contract; returns how many requests it answered.
 
-    Requests that share their settings are answered in one call; ``n`` answers of a prompt are ``n``
-    copies of it in the batch (sampled answers differ, greedy ones are equal). Adapters are not loaded
-    here: hand this engine a merged model, as the evaluation does.
+    Requests that share their settings and adapter are answered in one call; ``n`` answers of a prompt
+    are ``n`` copies of it in the batch (sampled answers differ, greedy ones are equal). A request's
+    LoRA adapter is merged into a copy of ``model`` (as vLLM applies it per request).
     """
     requests = read_requests(requests_path)
-    if any(r["adapter"] for r in requests):
-        raise AnswerFileError(f"{requests_path}: the HF engine answers with the model it was given; merge "
-                              "the adapter into it first (requests name an `adapter`)")
     answers: dict[str, list[str]] = {}
-    for (max_new, temperature, top_p, seed, n, _), group in groupby(sorted(requests, key=_settings_key),
-                                                                   key=_settings_key):
+    for (max_new, temperature, top_p, seed, n, adapter), group in groupby(sorted(requests, key=_settings_key),
+                                                                          key=_settings_key):
         rows = list(group)
-        texts = continue_texts(model, tokenizer, [r["text"] for r in rows for _ in range(n)],
+        lm = merge_adapter(copy.deepcopy(model), adapter) if adapter else model
+        texts = continue_texts(lm, tokenizer, [r["text"] for r in rows for _ in range(n)],
                                max_new_tokens=max_new, temperature=temperature, top_p=top_p, seed=seed)
         for k, row in enumerate(rows):
             answers[row["id"]] = texts[k * n:(k + 1) * n]

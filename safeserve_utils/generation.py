@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -151,18 +151,23 @@ def cached_generate(
     cache_dir: Path | None = None,
     engine: str = "static",
     fingerprint: str | None = None,
+    answer: Callable[[list[str]], list[str]] | None = None,
 ) -> list[str]:
     """``generate`` through the on-disk cache: only prompts never answered by these weights run.
 
     ``fingerprint`` is ``model_fingerprint(model)`` when the caller already has it (hashing 135M
-    parameters takes about a second, and an evaluation calls this once per set).
+    parameters takes about a second, and an evaluation calls this once per set). ``answer``, given the
+    missing prompts as chat-formatted texts, stands in for this process's engine when another one
+    answers (``engines``; its fingerprint then names that engine too).
     """
     store = Path(cache_dir or default_cache_dir()) / (fingerprint or model_fingerprint(model)) / f"{settings.key()}.json"
     cached: dict[str, str] = read_json(store) or {}  # shared by every run: a damaged file is moved aside
-    keys = [prompt_key(format_chat(tokenizer, p)) for p in prompts]
-    missing = sorted({k: p for k, p in zip(keys, prompts) if k not in cached}.items())
+    texts = [format_chat(tokenizer, p) for p in prompts]
+    keys = [prompt_key(t) for t in texts]
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
     if missing:
-        answers = generate(model, tokenizer, [p for _, p in missing], engine=engine, **asdict(settings))
+        todo = [t for _, t in missing]
+        answers = answer(todo) if answer else continue_texts(model, tokenizer, todo, engine=engine, **asdict(settings))
         cached.update({k: a for (k, _), a in zip(missing, answers)})
         atomic_write_json(store, cached)
     return [cached[k] for k in keys]

@@ -1,11 +1,13 @@
-"""What machine a run is on, checked against what the workbook needs; and the setup notebook's first
-chat with the model, recorded in ``metrics/setup.json``."""
+"""What machine a run is on, checked against what the workbook needs; the setup notebook's first chat
+with the model, recorded in ``metrics/setup.json``; and the one way a notebook runs another program
+(a training launcher, an answer engine) with its output streamed into the cell."""
 
 from __future__ import annotations
 
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +20,16 @@ from .io import atomic_write_json
 
 #: Below this much memory the `tiny` profile's DPO stage (policy + reference on CPU) may not fit.
 MIN_MEMORY_GIB = 8
+
+
+def run_streamed(cmd: list[str], echo: Callable[[str], None] = print, cwd: Path | None = None) -> int:
+    """Run ``cmd``, echoing its output (stderr merged) line by line as it comes; return its exit code.
+    A kernel's ``sys.stdout`` has no file descriptor to hand a child, so the lines pass through Python."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            echo(line.rstrip("\n"))
+    return proc.returncode
 
 
 def matmul_gflops(rows: int = 128, seconds: float = 3.0) -> float:

@@ -84,9 +84,6 @@ def test_the_hf_engine_behind_the_contract_answers_as_the_workbook(base_model, t
     assert main(["answer", "--model", config.DEFAULT_MODEL, "--requests", str(tmp_path / "r.jsonl"),
                  "--answers", str(tmp_path / "b.jsonl")]) == 0
     assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()
-    answer_files.write_requests(tmp_path / "lora.jsonl", texts, greedy, adapter="/x")
-    with pytest.raises(answer_files.AnswerFileError, match="merge the adapter"):
-        answer_files.answer_with_hf(tmp_path / "lora.jsonl", tmp_path / "c.jsonl", lm, tok)
 
 
 @pytest.mark.parametrize("answers, message", [

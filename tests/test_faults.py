@@ -139,21 +139,22 @@ def test_damaged_run_records_cost_a_rebuild_not_a_traceback(tmp_path):
                                                                   "training.json.corrupt"]
 
 
-def test_a_damaged_generation_cache_file_is_regenerated(tmp_path, monkeypatch):
+def test_a_damaged_generation_cache_file_is_regenerated(tmp_path):
     from safeserve_utils import generation
 
     class Tok:
+        chat_template = "the prompt as it is"
+
         def apply_chat_template(self, messages, **kwargs):
             return messages[-1]["content"]
 
     calls = []
-    monkeypatch.setattr(generation, "generate", lambda model, tok, prompts, **kw: calls.append(prompts) or
-                        [p.upper() for p in prompts])
     settings = generation.GenerationSettings(max_new_tokens=4)
     store = tmp_path / "fp" / f"{settings.key()}.json"
     store.parent.mkdir()
     store.write_text('{"truncated')
-    assert generation.cached_generate(None, Tok(), ["hi"], settings, cache_dir=tmp_path, fingerprint="fp") == ["HI"]
+    assert generation.cached_generate(None, Tok(), ["hi"], settings, cache_dir=tmp_path, fingerprint="fp",
+                                      answer=lambda texts: calls.append(texts) or [t.upper() for t in texts]) == ["HI"]
     assert calls == [["hi"]] and (tmp_path / "fp" / f"{settings.key()}.json.corrupt").exists()
 
 
@@ -292,16 +293,18 @@ def test_a_chain_killed_inside_training_resumes_to_the_same_results(smoke_chain,
     """SIGKILL (runner and kernel) in the middle of DPO training, then the same command again.
 
     A copy of the shared smoke run (a moved run resumes: its path is in no stage's fingerprint) loses
-    its DPO adapter and everything 06 made from it; the killed run leaves a "running" record, its lock
+    its DPO adapter and the results 06 made from it; the killed run leaves a "running" record, its lock
     and a temporary adapter folder. The resumed run takes the lock over, trains DPO again, and must end
     with the very adapter of the uninterrupted run (training on CPU with a fixed seed is deterministic)
-    and its results.json, timings aside and floats within a relative 1e-3 (see ``_same_results``).
+    and its results.json, timings aside and floats within a relative 1e-3 (see ``_same_results``). DPO's
+    stored evaluation is kept: the same weights give the same key, so 06 reads it back (the scorecard's
+    tests check that a changed key re-evaluates).
     """
     done, log, first = smoke_chain
     assert first.returncode == 0, first.stdout + first.stderr
     run_dir = tmp_path / "run"
     shutil.copytree(done, run_dir)
-    for lost in ("adapters/dpo", "eval/dpo.json", "results"):
+    for lost in ("adapters/dpo", "results"):
         shutil.rmtree(run_dir / lost) if (run_dir / lost).is_dir() else (run_dir / lost).unlink()
     command = [sys.executable, "-m", "safeserve_utils", "run", "--profile", "smoke", "--run-dir", str(run_dir)]
     killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=guarded_env(log),

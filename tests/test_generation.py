@@ -13,7 +13,7 @@ SETTINGS = GenerationSettings(max_new_tokens=6)
 def test_cache_hit_skips_generation(base_model, tmp_path, monkeypatch):
     lm, tok = base_model
     first = cached_generate(lm, tok, PROMPTS, SETTINGS, cache_dir=tmp_path)
-    monkeypatch.setattr(generation, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    monkeypatch.setattr(generation, "continue_texts", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
     assert cached_generate(lm, tok, PROMPTS, SETTINGS, cache_dir=tmp_path) == first
     assert cached_generate(lm, tok, PROMPTS[::-1], SETTINGS, cache_dir=tmp_path) == first[::-1]
 

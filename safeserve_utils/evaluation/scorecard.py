@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import generation, stats
+from .. import engines, generation, stats
 from ..config import Profile
 from ..data.build import DEV_SETS, EVAL_SETS, is_own_set
 from ..data.files import read_rows
@@ -62,10 +62,12 @@ def _digest(obj: Any) -> str:
 
 
 def evaluation_key(weights: str, sets: dict[str, Any], settings: generation.GenerationSettings, judge: Any,
-                   reward: Any = None) -> str:
-    """What a stage's evaluation depends on: weights, sets, generation settings, judge and reward model."""
+                   reward: Any = None, engine: str | None = None) -> str:
+    """What a stage's evaluation depends on: weights, sets, generation settings, the engine when it is not
+    the kernel's own, judge and reward model."""
     return _digest({"weights": weights, "sets": sets, "settings": settings.key(),
-                    "judge": judge.fingerprint(), "reward": reward.fingerprint() if reward is not None else None})
+                    "judge": judge.fingerprint(), "reward": reward.fingerprint() if reward is not None else None,
+                    **({"engine": engine} if engine else {})})
 
 
 def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: Any = None,
@@ -80,14 +82,16 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
         model, tokenizer = stages.load_stage(cfg, run_dir, stage)
     settings = generation.GenerationSettings(max_new_tokens=cfg.eval_max_new_tokens)
     weights = generation.model_fingerprint(model)
-    key = evaluation_key(weights, sets, settings, judge, reward)
+    key = evaluation_key(weights, sets, settings, judge, reward, engines.engine_key(cfg))
     path = Path(run_dir) / SPLITS[split][1] / f"{stage}.json"
     stored = read_json(path)  # damaged: moved aside and re-evaluated
     if stored is not None and stored.get("key") == key:
         return stored
 
+    answerer = stages.answerer(cfg, run_dir, stage, model, tokenizer, fingerprint=weights)
+
     def answer(prompts: list[str]) -> list[str]:
-        return generation.cached_generate(model, tokenizer, prompts, settings, fingerprint=weights)
+        return answerer(prompts, settings)
 
     # Every set's prompts in one call, so the engine fills its length-sorted batches across sets (one
     # set of a small profile is a handful of prompts); the per-set calls below then read the cache.

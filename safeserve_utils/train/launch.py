@@ -12,13 +12,12 @@ notebook set differently is passed on with ``-p``.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, system
 from . import lora
 from .reward_model import OWN_REWARD_MODEL
 
@@ -80,14 +79,10 @@ def launch(cfg: config.Profile, run_dir: str | Path, stage: str, fit: Callable[[
     before = {s: (lora.read_training_record(folder(run_dir, s)) or {}).get("key") for s in names}
     cmd = command(cfg, run_dir, stage, n, name, start)
     echo("launching: " + " ".join(cmd))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=config.PROJECT_ROOT) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            echo(line.rstrip("\n"))
-    if proc.returncode:
+    returncode = system.run_streamed(cmd, echo, cwd=config.PROJECT_ROOT)
+    if returncode:
         raise lora.TrainingError(f"training stage {stage} under {cfg.launcher} exited with code "
-                                 f"{proc.returncode} (its output is above); stages trained before it are kept")
+                                 f"{returncode} (its output is above); stages trained before it are kept")
     results = {}
     for s in names:
         record = lora.read_training_record(folder(run_dir, s))

@@ -168,8 +168,9 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         stage = f"{prefix}{iteration}"
         policy, tok = stages.load_stage(cfg, run_dir, previous or "base")
         start = time.perf_counter()
-        samples = sample_k(lambda ps, seed: generation.cached_generate(
-            policy, tok, ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts, cfg.raft_k)
+        answer = stages.answerer(cfg, run_dir, previous or "base", policy, tok)
+        samples = sample_k(lambda ps, seed: answer(ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts,
+                           cfg.raft_k)
         sample_seconds = time.perf_counter() - start
         flat_prompts = [p for p, row in zip(prompts, samples) for _ in row]
         flat = [s for row in samples for s in row]

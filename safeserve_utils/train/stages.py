@@ -1,4 +1,5 @@
-"""A run's stages: which ones it has, in teaching order, and how to load one as a model.
+"""A run's stages: which ones it has, in teaching order, how to load one as a model, and how to hand
+one to an answer engine in another process.
 
 Stages are found, not listed: ``base`` plus every adapter folder under ``<run>/adapters/`` (SIT for each
 n, RAFT iterations and their random baseline, DPO) whose ``training.json`` names it. A stage loads as
@@ -13,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import modeling
+from .. import engines, generation, modeling
 from ..config import Profile
+from ..io import atomic_path
 from . import lora
 
 
@@ -67,3 +69,32 @@ def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]
 def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
     """The id of a stage's weights for training keys: what is trained on top of it follows its retraining."""
     return cfg.model if stage == "base" else lora.stacked_id(cfg.model, lora.adapter_dir(run_dir, stage))
+
+
+def handover(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[str, str | None]:
+    """(model, adapter) that a separate answer engine loads for ``stage`` (``engines``): the base model
+    and the stage's LoRA folder, which vLLM applies per request; or, for a stage trained on top of
+    another (vLLM applies one adapter at a time), a merged copy written once under
+    ``<run>/engine/<stage>/``, named by the training key so that a retrained stage is merged afresh."""
+    base = modeling.resolve_model_path(cfg.model, offline=cfg.offline)
+    if stage == "base":
+        return base, None
+    adapter = lora.adapter_dir(run_dir, stage)
+    record = lora.read_training_record(adapter) or {}
+    if (record.get("on_top_of") or "base") == "base":
+        return base, str(adapter)
+    merged = Path(run_dir) / "engine" / stage / f"model-{str(record.get('key', 'unkeyed'))[:12]}"
+    if not (merged / "model.safetensors").exists():
+        model, tokenizer = load_stage(cfg, run_dir, stage)
+        with atomic_path(merged) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    return str(merged), None
+
+
+def answerer(cfg: Profile, run_dir: str | Path, stage: str, model: Any, tokenizer: Any,
+             fingerprint: str | None = None) -> engines.Answerer:
+    """``answer(prompts, settings)`` for ``stage``, loaded as ``model``: from the kernel's engine, or from
+    the one ``answer_engine`` names (its files under ``<run>/engine/<stage>/``)."""
+    return engines.answerer(cfg, model, tokenizer, fingerprint or generation.model_fingerprint(model),
+                            lambda: handover(cfg, run_dir, stage), Path(run_dir) / "engine" / stage)
