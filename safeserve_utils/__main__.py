@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--profile", default="tiny", choices=sorted(config.PROFILES))
     seeds.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (seed 0 is the default run)")
     seeds.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    seeds.add_argument("--table-only", action="store_true",
+                       help="tabulate the seeds' finished runs as they stand, without running or resuming them "
+                            "(e.g. runs made on other machines or before a code change)")
     experiment = sub.add_parser("experiment", help="train one recipe and score it on the dev split (choosing defaults)",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     experiment.add_argument("--method", required=True, choices=("base", "sit", "dpo"),
@@ -151,11 +154,16 @@ def cmd_seeds(args: argparse.Namespace) -> int:
         run_dir = seed_run_dir(args.profile, seed).resolve()
         print(f"\n=== seed {seed}: {run_dir}")
         try:
-            pipeline.run_chain(args.profile, run_dir, {**overrides, "seed": seed})
+            if not args.table_only:
+                pipeline.run_chain(args.profile, run_dir, {**overrides, "seed": seed})
         except pipeline.StageFailed as exc:
             print(f"\nFAILED: {exc}\nThe other seeds' runs are intact; re-run to resume.", file=sys.stderr)
             return 1
-        summaries[seed] = json.loads((run_dir / scorecard.RESULTS_DIR / "results.json").read_text())
+        results = run_dir / scorecard.RESULTS_DIR / "results.json"
+        if not results.exists():
+            raise config.ConfigError(f"seed {seed}: {results} does not exist; run this seed's chain first "
+                                     "(the same command without --table-only)")
+        summaries[seed] = json.loads(results.read_text())
     rows = scorecard.seeds_table(summaries)
     out = config.default_run_dir(args.profile).with_name(f"{args.profile}-seeds.json")
     atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows}, indent=2) + "\n")

@@ -194,6 +194,9 @@ def test_seed_runs_sit_beside_the_default_run_and_bad_seeds_are_refused():
     assert seed_run_dir("tiny", 2) == config.default_run_dir("tiny").with_name("tiny-seed2")
     out = cli("seeds", "--seeds", "0,x")
     assert out.returncode == 2 and "--seeds '0,x'" in out.stderr
+    out = cli("seeds", "--profile", "smoke", "--seeds", "907", "--table-only")
+    assert out.returncode == 2 and "seed 907:" in out.stderr and "smoke-seed907/results/results.json does not" \
+        in out.stderr and not config.default_run_dir("smoke").with_name("smoke-seed907").exists()
     out = cli("experiment", "--method", "sit", "--name", "a", "--run-dir", "/nonexistent/x", "-p", "bogus=1")
     assert out.returncode == 2 and "unknown parameter `bogus`" in out.stderr
 

@@ -229,6 +229,24 @@ def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     assert report.seeds_markdown([]) == "(no seeded runs)"
 
 
+
+def test_seeds_table_only_tabulates_finished_runs_without_running_them(tmp_path, monkeypatch, capsys):
+    import safeserve_utils.__main__ as cli
+    from safeserve_utils import pipeline
+
+    for seed, refusals in ((0, 48), (1, 54)):
+        (tmp_path / f"s{seed}" / "results").mkdir(parents=True)
+        (tmp_path / f"s{seed}" / "results" / "results.json").write_text(json.dumps(scorecard.summarise(
+            {"base": fake_result("base", 6, 3), "dpo": fake_result("dpo", refusals, 4)}, "tiny")))
+    monkeypatch.setattr(cli, "seed_run_dir", lambda profile, seed: tmp_path / f"s{seed}")
+    monkeypatch.setattr(config, "default_run_dir", lambda profile: tmp_path / profile)
+    monkeypatch.setattr(pipeline, "run_chain", lambda *a, **k: pytest.fail("--table-only ran a chain"))
+    assert cli.main(["seeds", "--seeds", "0,1", "--table-only"]) == 0
+    written = json.loads((tmp_path / "tiny-seeds.json").read_text())
+    dpo = next(r for r in written["rows"] if r["stage"] == "dpo" and "strict" in r["measure"])
+    assert dpo["seeds"] == [0, 1] and dpo["mean"] == pytest.approx(0.85)
+    assert "85 ± 7% (2)" in capsys.readouterr().out
+
 def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     """DPO from a SIT model: its adapter applies to base + SIT, so loading it must merge SIT first."""
     import torch
