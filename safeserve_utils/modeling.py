@@ -163,6 +163,19 @@ def resolve_model_path(model: str, offline: bool = True) -> str:
     return str(Path(model).expanduser()) if where == "local" else model
 
 
+def model_identity(model: str, offline: bool = True) -> str | None:
+    """A name for a model's weights read from files, without loading them: a built-in model's digests
+    recorded at conversion, a folder's file names, sizes and modification times; None for a hub id,
+    whose weights only the hub knows."""
+    if model in BUILTIN_MODELS:
+        ensure_converted(model)
+        return json.dumps(conversion_record(model).get("files"), sort_keys=True)
+    path = Path(resolve_model_path(model, offline=offline))
+    if not path.is_dir():
+        return None
+    return json.dumps([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.iterdir()) if p.is_file()])
+
+
 def merge_adapter(model: Any, adapter: str | Path) -> Any:
     """``model`` with the LoRA adapter saved in ``adapter`` merged in: exact, and faster to generate with."""
     from peft import PeftModel

@@ -10,6 +10,7 @@ stage *is* what training left in the run directory.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,29 @@ def load_stage(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[Any, Any]
     adapter = lora.adapter_dir(run_dir, stage)
     if not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter}: no adapter_config.json; stages in this run: {stages(run_dir)}")
-    below = (lora.read_training_record(adapter) or {}).get("on_top_of") or "base"
-    model, tokenizer = load_stage(cfg, run_dir, below)
+    model, tokenizer = load_stage(cfg, run_dir, below(run_dir, stage))
     return modeling.merge_adapter(model, adapter), tokenizer
+
+
+def below(run_dir: str | Path, stage: str) -> str:
+    """The stage ``stage`` was trained on top of (``base`` for most; a SIT stage for DPO from SIT)."""
+    return (lora.read_training_record(lora.adapter_dir(run_dir, stage)) or {}).get("on_top_of") or "base"
+
+
+def weights_id(cfg: Profile, run_dir: str | Path, stage: str) -> str | None:
+    """A name for ``stage``'s weights read from files, without loading or merging anything: the base
+    model's identity and the bytes of every adapter in the stack (None for a hub model). The scorecard
+    finds a stage's stored evaluation by it; the evaluation's own key still names the merged weights."""
+    base = modeling.model_identity(cfg.model, offline=cfg.offline)
+    if base is None:
+        return None
+    digest = hashlib.sha256(base.encode())
+    while stage != "base":
+        adapter = lora.adapter_dir(run_dir, stage)
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            digest.update(hashlib.sha256((adapter / name).read_bytes()).digest())
+        stage = below(run_dir, stage)
+    return digest.hexdigest()[:16]
 
 
 def stage_id(cfg: Profile, run_dir: str | Path, stage: str) -> str:
@@ -80,9 +101,9 @@ def handover(cfg: Profile, run_dir: str | Path, stage: str) -> tuple[str, str | 
     if stage == "base":
         return base, None
     adapter = lora.adapter_dir(run_dir, stage)
-    record = lora.read_training_record(adapter) or {}
-    if (record.get("on_top_of") or "base") == "base":
+    if below(run_dir, stage) == "base":
         return base, str(adapter)
+    record = lora.read_training_record(adapter) or {}
     merged = Path(run_dir) / "engine" / stage / f"model-{str(record.get('key', 'unkeyed'))[:12]}"
     if not (merged / "model.safetensors").exists():
         model, tokenizer = load_stage(cfg, run_dir, stage)
