@@ -110,8 +110,8 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
 
     start = time.perf_counter()
     rows, records = metrics.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
-    result = {"stage": stage, "key": key, "quick_key": quick, "judge": judge.name, "measures_refusal": judge.measures_refusal,
-              "seconds": round(time.perf_counter() - start, 1), "rows": rows, "answers": records}
+    result = {"stage": stage, "key": key, "quick_key": quick, "judge": judge.name,
+              "measures_refusal": judge.measures_refusal, "seconds": round(time.perf_counter() - start, 1), "rows": rows, "answers": records}
     atomic_write_json(path, result)
     return result
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,8 @@ def weights_id(cfg: Profile, run_dir: str | Path, stage: str) -> str | None:
     base = modeling.model_identity(cfg.model, offline=cfg.offline)
     if base is None:
         return None
-    digest = hashlib.sha256(base.encode())
+    merging = " ".join(f"{name} {metadata.version(name)}" for name in ("torch", "peft"))  # how they are merged
+    digest = hashlib.sha256(f"{base} {merging}".encode())
     while stage != "base":
         adapter = lora.adapter_dir(run_dir, stage)
         for name in ("adapter_config.json", "adapter_model.safetensors"):
