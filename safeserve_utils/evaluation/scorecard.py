@@ -83,14 +83,15 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     stored = read_json(path)  # damaged: moved aside and re-evaluated
     # A stage of the run is first looked up by its files (loading and merging it takes seconds), then
     # by its merged weights, which is also how a model passed in (an experiment's) is always found.
+    engine = engines.engine_key(cfg)
     files = stages.weights_id(cfg, run_dir, stage) if model is None else None
-    quick = files and evaluation_key(files, sets, settings, judge, reward, engines.engine_key(cfg))
+    quick = files and evaluation_key(files, sets, settings, judge, reward, engine)
     if stored is not None and quick and stored.get("quick_key") == quick:
         return stored
     if model is None:
         model, tokenizer = stages.load_stage(cfg, run_dir, stage)
     weights = generation.model_fingerprint(model)
-    key = evaluation_key(weights, sets, settings, judge, reward, engines.engine_key(cfg))
+    key = evaluation_key(weights, sets, settings, judge, reward, engine)
     if stored is not None and stored.get("key") == key:
         if quick:
             atomic_write_json(path, {**stored, "quick_key": quick})
@@ -111,7 +112,8 @@ def evaluate(cfg: Profile, run_dir: str | Path, stage: str, judge: Any, reward: 
     start = time.perf_counter()
     rows, records = metrics.evaluate_stage(stage, sets, answer, judge, qa, reward=reward)
     result = {"stage": stage, "key": key, "quick_key": quick, "judge": judge.name,
-              "measures_refusal": judge.measures_refusal, "seconds": round(time.perf_counter() - start, 1), "rows": rows, "answers": records}
+              "measures_refusal": judge.measures_refusal, "seconds": round(time.perf_counter() - start, 1),
+              "rows": rows, "answers": records}
     atomic_write_json(path, result)
     return result
 

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import engines, generation, modeling
+from .. import assets, engines, generation, modeling
 from ..config import Profile
 from ..io import atomic_path
 from . import lora
@@ -84,7 +84,7 @@ def weights_id(cfg: Profile, run_dir: str | Path, stage: str) -> str | None:
     while stage != "base":
         adapter = lora.adapter_dir(run_dir, stage)
         for name in ("adapter_config.json", "adapter_model.safetensors"):
-            digest.update(hashlib.sha256((adapter / name).read_bytes()).digest())
+            digest.update(assets.sha256_of(adapter / name).encode())
         stage = below(run_dir, stage)
     return digest.hexdigest()[:16]
 
