@@ -3,6 +3,7 @@
 #   make workbook   set up, fetch the model, run the whole notebook chain on the default `tiny` profile
 #   make test       set up, fetch the model, install Chromium if missing, run the test suite
 #   make seeds      the chain once per seed (0, 1, 2) and the headline as mean ± sd
+#   make paper-dry  the `paper` profile's code path on local stand-ins (minutes; CI runs it after the suite)
 #   make lab        set up and open JupyterLab on the notebooks
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
@@ -16,7 +17,7 @@ STAMP   := $(VENV)/.installed
 
 SEEDS   ?= 0,1,2
 
-.PHONY: setup fetch browser workbook seeds test lab clean-runs
+.PHONY: setup fetch browser workbook seeds test paper-dry lab clean-runs
 
 setup: $(STAMP)
 
@@ -45,6 +46,10 @@ browser:
 
 test: fetch browser
 	$(PY) -m pytest
+
+# Two torchrun workers per training stage, the HF engine behind vLLM's file contract, hub-format data files.
+paper-dry: fetch
+	$(PY) -m pytest -m paper_dry
 
 lab: fetch
 	$(VENV)/bin/jupyter lab notebooks/

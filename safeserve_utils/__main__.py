@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import answer_files, assets, config, experiments, export, modeling, params, pipeline, rundir
+from . import answer_files, assets, config, experiments, export, modeling, params, pipeline, rundir, standins
 from .assets import AssetError
 from .data.files import DataError
 from .data.paper import SourceError
@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--n-safety", type=int,
                          help="sit: only the stage with this many safety demos (default: every n of the ablation)")
     trainer.add_argument("--name", default="", help="raft: the iteration's stage, e.g. raft-it2")
-    trainer.add_argument("--start", default="", help="raft: the iteration it continues, e.g. raft-it1")
+    # not --start: torchrun reads that as an abbreviation of its own --start-method, even after -m MODULE
+    trainer.add_argument("--continues", default="", help="raft: the iteration it continues, e.g. raft-it1")
     trainer.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                          help="a parameter that differs from the run's config.json; repeatable")
     out = sub.add_parser("export", help="write a trained stage as a standalone model folder (merged safetensors, "
@@ -129,7 +130,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(config.load_run_config(args.run_dir), **config.parse_overrides(args.param))
     config.apply_runtime(cfg)
-    results = entry.run_stage(cfg, args.run_dir, args.stage, args.n_safety, args.name, args.start)
+    results = entry.run_stage(cfg, args.run_dir, args.stage, args.n_safety, args.name, args.continues)
     if lora.main_process():
         for name, r in results.items():
             print(f"{name}: {r.examples} examples, {r.seconds:.0f} s, {r.tokens_per_second:.0f} tokens/s"
@@ -225,6 +226,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     state = "already cached" if before is not None and before == _record(path) else \
         f"converted in {time.perf_counter() - start:.0f} s"
     print(f"model:  {path} ({state})")
+    print(f"paper-dry stand-ins: {standins.ensure()}")
     return 0
 
 

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import assets
 from .io import atomic_write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,18 +81,21 @@ PAPER_SOURCES = ("pku_source", "alpaca_source", "xstest_source", "boolq_source",
 
 
 def locate(value: str, parameter: str, *, offline: bool, keywords: tuple[str, ...] = (),
-           model: bool = True) -> str:
+           model: bool = True, disk: bool = True) -> str:
     """Where a parameter's model or dataset lives: "keyword", "local" or "hub"; or a ConfigError naming it.
 
     One rule for every parameter that names a model (``model``, ``judge``, ``reward_model``) or, with
     ``model=False``, a dataset: a keyword, an existing local folder (a model's has a config.json) or
     file, or a hub id owner/name, which an offline run may not use. Checked before the first stage,
-    so a typo fails in a second, not an hour into the chain.
+    so a typo fails in a second, not an hour into the chain. ``disk=False`` checks the shape only (a
+    profile may name folders that ``make fetch`` writes later).
     """
     if value in keywords:
         return "keyword"
     path = Path(value).expanduser()
     if path.is_absolute() or value.startswith((".", "~")) or path.exists():
+        if not disk:
+            return "local"
         if model and not path.is_dir():
             raise ConfigError(f"parameter `{parameter}`: directory {path} does not exist")
         if model and not (path / "config.json").is_file():
@@ -146,6 +150,25 @@ def _config_file(value: str) -> Path:
                       f"configs/accelerate/{{{shipped}}})")
 
 
+def stand_ins_dir() -> Path:
+    """Where ``standins.ensure`` writes the `paper-dry` profile's local models and datasets."""
+    return assets.cache_dir() / "stand-ins"
+
+
+def stand_in_paths(folder: Path | None = None) -> dict[str, str]:
+    """The `paper` profile's parameters that name a model or dataset, pointed at the stand-ins."""
+    base = folder or stand_ins_dir()
+    data = base / "data"
+    return {
+        "model": str(base / "llama"), "judge": str(base / "guard"), "reward_model": str(base / "reward"),
+        "pku_source": str(data / "pku_train.jsonl"), "alpaca_source": str(data / "alpaca_data_cleaned.json"),
+        "bianchi_safety_source": str(data / "safety_only_data_Instructions.json"),
+        "bianchi_eval_dir": str(data / "evaluation"), "xstest_source": str(data / "xstest_prompts.csv"),
+        "boolq_source": str(data / "boolq_validation.jsonl"), "piqa_source": str(data / "piqa_validation.jsonl"),
+        "obqa_source": str(data / "openbookqa_validation.jsonl"),
+    }
+
+
 def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
     """A profile field with its help text in the field's metadata (as TRL's configs keep theirs): the
     one place a parameter's type, default and meaning are written; notebooks' parameters cells are
@@ -157,7 +180,7 @@ def knob(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> A
 class Profile:
     """Every knob a run can turn; each field's help is shown by ``--list`` and in the notebooks."""
 
-    name: str = knob(help="profile name: smoke | tiny | paper")
+    name: str = knob(help="profile name: smoke | tiny | paper | paper-dry")
     model: str = knob(DEFAULT_MODEL, "built-in model name, hub id or local directory")
     offline: bool = knob(True, "forbid hub downloads (HF_HUB_OFFLINE=1); the default path needs no network")
     seed: int = knob(0, "RNG seed for every stage")
@@ -297,8 +320,8 @@ class Profile:
                 raise ConfigError(f"parameter `{key}` has an invalid value: {getattr(self, key)!r}"
                                   + (f" ({HINTS[key]})" if key in HINTS else ""))
         # the disk and `offline` are checked before the first stage (resolve_sources); here only the shape
-        locate(self.judge, "judge", offline=False, keywords=JUDGES)
-        locate(self.reward_model, "reward_model", offline=False, keywords=REWARD_MODELS)
+        locate(self.judge, "judge", offline=False, keywords=JUDGES, disk=False)
+        locate(self.reward_model, "reward_model", offline=False, keywords=REWARD_MODELS, disk=False)
         if self.dpo_start != "base" and int(self.dpo_start.removeprefix("sit-n")) not in self.sit_ns:
             raise ConfigError(f"parameter `dpo_start` is {self.dpo_start!r}, but `sit_ablation` trains only "
                               f"{', '.join(f'sit-n{n}' for n in self.sit_ns)}")
@@ -380,6 +403,20 @@ PROFILES: dict[str, Profile] = {
         data_source="paper",
     ),
 }
+
+# `paper` on a CPU in minutes: every hub model and dataset swapped for a local stand-in of the same
+# on-disk format (standins.py; `make fetch` writes them), training launched as two torchrun workers,
+# and answers written by the workbook's HF engine behind the file contract that vLLM answers at scale.
+# Random weights: it tests the paper profile's code path, not the paper's results.
+PROFILES["paper-dry"] = dataclasses.replace(
+    PROFILES["paper"], name="paper-dry", offline=True, threads=1, **stand_in_paths(),
+    launcher="torchrun", num_processes=2, answer_engine="python -m safeserve_utils answer",
+    demo_prompts=1, max_new_tokens=8, eval_max_new_tokens=8, n_safety=8, sit_instructions=16,
+    sit_ablation="4,8", pref_harmful=16, train_batch_size=2, train_max_length=64,
+    sit_epochs=1.0, dpo_epochs=1.0, rm_epochs=1.0,
+    raft_epochs=2.0,  # 4 kept answers on 2 workers is one step an epoch, the first taken at warm-up's lr 0
+    raft_prompts=4, raft_k=2, raft_iterations=2, raft_max_new_tokens=8,
+)
 
 
 def _field_types() -> dict[str, Any]:

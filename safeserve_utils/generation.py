@@ -143,6 +143,29 @@ def continue_texts(
     return answers
 
 
+def cache_file(fingerprint: str, settings: GenerationSettings, cache_dir: Path | None = None) -> Path:
+    """Where the answers of one model (``fingerprint``) under one generation setting are kept."""
+    return Path(cache_dir or default_cache_dir()) / fingerprint / f"{settings.key()}.json"
+
+
+def prefill_rounds(tokenizer: Any, prompts: Sequence[str], rounds: Sequence[GenerationSettings], fingerprint: str,
+                   answer_n: Callable[[list[str]], list[list[str]]], cache_dir: Path | None = None) -> None:
+    """Cache ``len(rounds)`` answers per prompt from one call: ``answer_n(texts)`` gives each missing prompt
+    one answer per round (another engine's n samples of it, e.g. vLLM's ``SamplingParams(n=K)``), and the
+    j-th is kept as the prompt's answer under ``rounds[j]``. Answers already cached are never replaced."""
+    stores = [cache_file(fingerprint, settings, cache_dir) for settings in rounds]
+    cached: list[dict[str, str]] = [read_json(store) or {} for store in stores]
+    texts = {prompt_key(t): t for t in (format_chat(tokenizer, p) for p in prompts)}
+    missing = sorted(key for key in texts if any(key not in c for c in cached))
+    if not missing:
+        return
+    drawn = answer_n([texts[key] for key in missing])
+    for j, (store, c) in enumerate(zip(stores, cached)):
+        for key, answers in zip(missing, drawn):
+            c.setdefault(key, answers[j])
+        atomic_write_json(store, c)
+
+
 def cached_generate(
     model: Any,
     tokenizer: Any,
@@ -160,7 +183,7 @@ def cached_generate(
     missing prompts as chat-formatted texts, stands in for this process's engine when another one
     answers (``engines``; its fingerprint then names that engine too).
     """
-    store = Path(cache_dir or default_cache_dir()) / (fingerprint or model_fingerprint(model)) / f"{settings.key()}.json"
+    store = cache_file(fingerprint or model_fingerprint(model), settings, cache_dir)
     cached: dict[str, str] = read_json(store) or {}  # shared by every run: a damaged file is moved aside
     texts = [format_chat(tokenizer, p) for p in prompts]
     keys = [prompt_key(t) for t in texts]

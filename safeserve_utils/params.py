@@ -24,7 +24,7 @@ NOTEBOOKS_DIR = config.PROJECT_ROOT / "notebooks"
 #: Parameters the chain fills in rather than the profile: every notebook has the first two; a notebook
 #: with widgets declares ``interactive``, which the chain sets to False (headless).
 CHAIN_PARAMETERS: dict[str, tuple[type, Any, str]] = {
-    "profile": (str, "tiny", "smoke | tiny | paper: which profile's defaults the run uses"),
+    "profile": (str, "tiny", "smoke | tiny | paper | paper-dry: which profile's defaults the run uses"),
     "run_dir": (str, "../runs/tiny", "run directory: every artifact of this run is written here"),
     "interactive": (bool, True, "show the widget panel (the chain runs headless: False)"),
 }

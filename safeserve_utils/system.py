@@ -24,11 +24,18 @@ MIN_MEMORY_GIB = 8
 
 def run_streamed(cmd: list[str], echo: Callable[[str], None] = print, cwd: Path | None = None) -> int:
     """Run ``cmd``, echoing its output (stderr merged) line by line as it comes; return its exit code.
-    A kernel's ``sys.stdout`` has no file descriptor to hand a child, so the lines pass through Python."""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd) as proc:
+    A kernel's ``sys.stdout`` has no file descriptor to hand a child, so the lines pass through Python.
+    The child gets its own session, so a signal a launcher sends its process group (torchrun stopping its
+    workers) never reaches the kernel; interrupting the kernel stops the child."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                          start_new_session=True) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            echo(line.rstrip("\n"))
+        try:
+            for line in proc.stdout:
+                echo(line.rstrip("\n"))
+        except BaseException:
+            proc.terminate()
+            raise
     return proc.returncode
 
 

@@ -9,7 +9,7 @@ from safeserve_utils import config
 
 
 def test_profiles_exist_and_smoke_matches_tiny_sources():
-    assert set(config.PROFILES) == {"smoke", "tiny", "paper"}
+    assert set(config.PROFILES) == {"smoke", "tiny", "paper", "paper-dry"}
     smoke, tiny = config.PROFILES["smoke"], config.PROFILES["tiny"]
     # The smoke chain stands in for the default main job in CI: same model, same offline sources.
     assert (smoke.model, smoke.offline) == (tiny.model, tiny.offline) == (config.DEFAULT_MODEL, True)
@@ -64,8 +64,25 @@ def test_judge_and_reward_model_accept_keywords_folders_and_hub_ids(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     for judge in ("learned", "rules", "meta-llama/Llama-Guard-3-1B", str(tmp_path)):
         assert config.resolve("tiny", {"judge": judge}).judge == judge
+    # a folder is looked for on disk before the first stage, not when the profile is built (`paper-dry`
+    # names folders that `make fetch` writes)
+    missing = config.resolve("tiny", {"reward_model": str(tmp_path / "missing")})
     with pytest.raises(config.ConfigError, match="parameter `reward_model`: directory .*missing does not exist"):
-        config.resolve("tiny", {"reward_model": str(tmp_path / "missing")})
+        config.resolve_sources(missing, (config.DEFAULT_MODEL,))
+
+
+def test_paper_dry_is_the_paper_profile_on_local_stand_ins():
+    """Only sizes, where things come from and how they run may differ: the code path is `paper`'s."""
+    paper, dry = config.PROFILES["paper"], config.PROFILES["paper-dry"]
+    may_differ = {"name", "offline", "threads", "launcher", "num_processes", "answer_engine", "demo_prompts",
+                  "max_new_tokens", "eval_max_new_tokens", "n_safety", "sit_instructions", "sit_ablation",
+                  "pref_harmful", "train_batch_size", "train_max_length", "sit_epochs", "dpo_epochs",
+                  "rm_epochs", "raft_epochs", "raft_prompts", "raft_k", "raft_iterations", "raft_max_new_tokens",
+                  *config.stand_in_paths()}
+    differ = {f.name for f in dataclasses.fields(paper) if getattr(paper, f.name) != getattr(dry, f.name)}
+    assert differ <= may_differ, differ - may_differ
+    assert dry.data_source == "paper" and dry.offline and dry.launcher == "torchrun" and dry.num_processes == 2
+    assert all(value.startswith(str(config.stand_ins_dir())) for value in config.stand_in_paths().values())
 
 
 def test_a_guard_is_read_by_probability_unless_a_paper_rule_is_named():

@@ -69,6 +69,13 @@ def test_a_stacked_stage_is_handed_over_merged_and_a_failed_engine_is_named(run,
     merged, = (run / "engine" / "dpo").glob("model-*")
     assert said == [f"{merged}|None"] * 2  # smoke's DPO sits on sit-n8: handed over merged, no adapter
     assert (merged / "model.safetensors").exists()
+    # RAFT's K samples: one request per prompt with n = K (vLLM's SamplingParams(n=K)), kept as K rounds
+    sampled = dataclasses.replace(settings, temperature=0.8, seed=4000)
+    assert answer.samples(["hi", "yo"], sampled, 3) == [[f"{merged}|None"] * 3] * 2
+    asked = run / "engine" / "dpo" / f"{sampled.key()}-n3"
+    assert [r["n"] for r in answer_files.read_requests(asked / "requests.jsonl")] == [3, 3]
+    shutil.rmtree(asked)  # drawn once: RAFT's random twin and a re-run read them back without the engine
+    assert answer.samples(["yo"], sampled, 3) == [[f"{merged}|None"] * 3] and not asked.exists()
     broken = with_engine(run, [sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(answer_files.AnswerFileError, match=r"failed \(exit code 3.*requests are in .*requests.jsonl"):
         stages.answerer(broken, run, "base", None, no_template, fingerprint="w")(["hi"], settings)

@@ -115,6 +115,21 @@ def test_the_command_carries_the_launcher_and_the_notebooks_overrides(stand_in, 
     assert cmd[cmd.index("--n-safety") + 1] == "4"
 
 
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_the_launchers_hand_every_train_option_to_the_workers(launcher, stand_in, tmp_path):
+    """The launcher's own parser must not claim an option meant for ``train``: torchrun once read
+    ``--start`` as its ``--start-method`` (argparse abbreviations), and RAFT's second iteration failed."""
+    from accelerate.commands.launch import launch_command_parser
+    from torch.distributed.run import get_args_parser
+
+    run_dir = make_run(tmp_path / "run", stand_in)
+    cfg = dataclasses.replace(config.load_run_config(run_dir), launcher=launcher, num_processes=2, sit_lr=0.01,
+                              accelerate_config=str(config.PROJECT_ROOT / "configs" / "accelerate" / "ddp.yaml"))
+    cmd = launch.command(cfg, run_dir, "raft", name="raft-it2", start="raft-it1")
+    parsed = (get_args_parser() if launcher == "torchrun" else launch_command_parser()).parse_args(cmd[3:])
+    assert [parsed.training_script, *parsed.training_script_args] == cmd[cmd.index("safeserve_utils"):]
+
+
 def test_a_bad_launcher_setting_names_its_parameter(tmp_path):
     with pytest.raises(config.ConfigError, match="`launcher`"):
         config.resolve("tiny", {"launcher": "slurm"})

@@ -2,6 +2,7 @@
 
 import pytest
 
+from safeserve_utils import engines, generation
 from safeserve_utils.evaluation import rules
 from safeserve_utils.train import raft
 
@@ -50,15 +51,19 @@ def test_stats_compare_all_samples_with_the_kept_ones():
     assert stats["safe_all"] == pytest.approx(3 / 9) and stats["safe_kept"] == pytest.approx(2 / 3)
 
 
-def test_sample_k_calls_the_engine_once_per_seed():
+def test_k_samples_are_k_rounds_with_consecutive_seeds(monkeypatch):
+    """The kernel draws RAFT's K samples as K batched rounds, the j-th with seed + j (each round cached)."""
     calls = []
 
-    def answer(prompts, seed):
-        calls.append(seed)
-        return [f"{p}{seed}" for p in prompts]
+    def fake_generate(model, tokenizer, prompts, settings, **kwargs):
+        calls.append(settings.seed)
+        return [f"{p}{settings.seed}" for p in prompts]
 
-    assert raft.sample_k(answer, ["x", "y"], 3) == [["x0", "x1", "x2"], ["y0", "y1", "y2"]]
-    assert calls == [0, 1, 2]
+    monkeypatch.setattr(generation, "cached_generate", fake_generate)
+    answer = engines.Answerer(None, None, "w")
+    assert answer.samples(["x", "y"], generation.GenerationSettings(temperature=0.8, seed=10), 3) == [
+        ["x10", "x11", "x12"], ["y10", "y11", "y12"]]
+    assert calls == [10, 11, 12]
 
 
 def test_two_by_two():

@@ -132,6 +132,25 @@ PAPER_EVAL_FILES = {"harmful_i_cona": "I-CoNa.json", "harmful_i_malicious": "I-M
                     "harmful_i_controversial": "I-Controversial.json", "helpful_i_alpaca": "I-Alpaca.json"}
 
 
+def source_licences(cfg: Profile) -> list[Row]:
+    """The third-party datasets a run reads, where from, under which licence, and for what."""
+    if cfg.data_source == "paper":
+        return [{"set": name.removesuffix("_source").removesuffix("_dir"), "from": getattr(cfg, name),
+                 "licence": licence, "used for": role} for name, (licence, role) in paper.LICENCES.items()]
+    return [{"set": name, "from": f"{src.wheel} wheel", "licence": src.licence, "used for": src.role}
+            for name, src in external.SOURCES.items()]
+
+
+def prefs_summary(prefs: Row) -> str:
+    """One sentence on where the preference pairs' rejected answers came from."""
+    sources = ", ".join(f"{n} from {source}" for source, n in prefs["by_source"].items())
+    if not prefs["base_answers_generated"]:
+        return f"{prefs['pairs']} preference pairs ({sources}); all arrived with both answers, none generated here"
+    return (f"base model answered {prefs['base_answers_generated']} harmful training prompts; "
+            f"{prefs['base_compliant']} complied ({prefs['base_compliance_rate']:.0%}) and became rejected "
+            f"answers; {prefs['pairs']} pairs in all ({sources})")
+
+
 def paper_evaluation_sets(cfg: Profile) -> dict[str, list[Row]]:
     """The paper's evaluation sets (Bianchi et al.'s files, XSTest, BoolQ, PIQA, OpenBookQA)."""
     sets = {name: paper.bianchi_eval(str(Path(cfg.bianchi_eval_dir) / file))
@@ -358,7 +377,7 @@ def build_run_data(cfg: Profile, run_dir: str | Path, base_answers: AnswerFn, ju
         "dev": {name: {"used": len(rows), "categories": dict(Counter(r["category"] for r in rows))}
                 for name, rows in dev.items()},
         "overlap_dropped_from_training": dropped,
-        "licences": {name: src.licence for name, src in external.SOURCES.items()},
+        "licences": source_licences(cfg),
     }
     atomic_write_json(out / "manifest.json", manifest)
     return manifest

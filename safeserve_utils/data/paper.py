@@ -3,10 +3,7 @@
 Used by the `paper` profile (a machine with hub access; the ids are Profile fields). Each loader accepts a hub id, read with
 ``datasets.load_dataset``, or a local file in the dataset's published on-disk format (JSON list,
 JSON dict of lists, JSONL, CSV or Parquet), so it can be tested offline on small fixtures.
-
-Licences: PKU-SafeRLHF CC BY-NC 4.0; Alpaca / Alpaca-cleaned CC BY-NC 4.0 (the cleaned card says
-CC BY 4.0; the workbook treats both as non-commercial); Bianchi et al.'s safety data CC BY-NC 4.0;
-XSTest CC BY 4.0; BoolQ CC BY-SA 3.0; PIQA AFL 3.0; OpenBookQA Apache-2.0.
+Their licences are in ``LICENCES`` (``01_data`` shows them); none is copied into the repository.
 """
 
 from __future__ import annotations
@@ -17,6 +14,20 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
+
+#: parameter -> (licence, what the workbook uses it for). Alpaca-cleaned's card says CC BY 4.0, but it
+#: derives from Alpaca (CC BY-NC 4.0): the workbook treats it as non-commercial.
+LICENCES: dict[str, tuple[str, str]] = {
+    "pku_source": ("CC BY-NC 4.0", "train: DPO preference pairs"),
+    "alpaca_source": ("CC BY-NC 4.0", "train: SIT instructions"),
+    "bianchi_safety_source": ("CC BY-NC 4.0 (Bianchi et al.'s data)", "train: SIT safety demonstrations"),
+    "bianchi_eval_dir": ("CC BY-NC 4.0 (Bianchi et al.'s data)", "eval: harmful and helpful"),
+    "xstest_source": ("CC BY 4.0", "eval: over-refusal"),
+    "boolq_source": ("CC BY-SA 3.0", "eval: QA"),
+    "piqa_source": ("AFL 3.0", "eval: QA"),
+    "obqa_source": ("Apache-2.0", "eval: QA"),
+}
+
 
 class SourceError(ValueError):
     """A dataset source that cannot be read, or a record missing a field the normaliser needs."""

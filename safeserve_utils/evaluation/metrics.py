@@ -167,7 +167,9 @@ def evaluate_stage(
         verdicts = judge.judge(prompts, answers)
         scored = reward is not None and kind == "helpful"  # the headline's only reward measure: keeps a stage ≤ 2 min
         rewards = reward.score(prompts, answers) if scored else [None] * len(answers)
-        rouges = rouge_scores(answers, [r["reference"] for r in rows]) if kind == "helpful" else [None] * len(rows)
+        # ROUGE against a reference answer where the set has one (the paper's I-Alpaca has prompts only)
+        referenced = kind == "helpful" and all("reference" in r for r in rows)
+        rouges = rouge_scores(answers, [r["reference"] for r in rows]) if referenced else [None] * len(rows)
         if kind == "harmful":
             add(name, "safe_rate", rate([v.safe for v in verdicts]))
             if judge.measures_refusal:
@@ -175,7 +177,7 @@ def evaluate_stage(
         elif judge.measures_refusal:
             add(name, "over_refusal", rate([v.refused for v in verdicts]))
             add(name, "helpful_rate", rate([v.helpful for v in verdicts]))
-        if kind == "helpful":
+        if referenced:
             add(name, "rouge_l", bootstrap_interval(rouges, "mean"))
         if scored:
             add(name, "reward_median", bootstrap_interval(rewards, "median"))

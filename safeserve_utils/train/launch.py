@@ -50,7 +50,7 @@ def command(cfg: config.Profile, run_dir: str | Path, stage: str, n: int | None 
     args = ["-m", "safeserve_utils", "train", "--stage", stage, "--run-dir", str(Path(run_dir).resolve())]
     args += ["--n-safety", str(n)] if n is not None else []
     args += ["--name", name] if name else []
-    args += ["--start", start] if start else []
+    args += ["--continues", start] if start else []
     for key, value in _differences(cfg, run_dir).items():
         args += ["-p", f"{key}={value}"]
     if cfg.launcher == "torchrun":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -84,13 +84,6 @@ def iteration_stats(samples: Sequence[Sequence[str]], rewards: Sequence[Sequence
         out["safe_all"] = sum(every) / len(every) if every else float("nan")
         out["safe_kept"] = sum(safe_picked) / len(safe_picked) if safe_picked else float("nan")
     return out
-
-
-def sample_k(answer_fn: Callable[[list[str], int], list[str]], prompts: Sequence[str], k: int) -> list[list[str]]:
-    """K answers per prompt: ``answer_fn(prompts, seed)`` is called once per seed 0..K-1, so each
-    sample round is one batched (and cached) generation over all prompts."""
-    rounds = [answer_fn(list(prompts), seed) for seed in range(k)]
-    return [[rounds[j][i] for j in range(k)] for i in range(len(prompts))]
 
 
 def two_by_two(base_safe: Sequence[bool], picked_safe: Sequence[bool]) -> dict[str, dict[str, int]]:
@@ -169,8 +162,7 @@ def run(cfg: Any, run_dir: Any, prompts: Sequence[str], reward: Any, judge: Any,
         policy, tok = stages.load_stage(cfg, run_dir, previous or "base")
         start = time.perf_counter()
         answer = stages.answerer(cfg, run_dir, previous or "base", policy, tok)
-        samples = sample_k(lambda ps, seed: answer(ps, replace(sampling, seed=cfg.seed * 1000 + seed)), prompts,
-                           cfg.raft_k)
+        samples = answer.samples(prompts, replace(sampling, seed=cfg.seed * 1000), cfg.raft_k)
         sample_seconds = time.perf_counter() - start
         flat_prompts = [p for p, row in zip(prompts, samples) for _ in row]
         flat = [s for row in samples for s in row]

@@ -75,6 +75,10 @@ def rates_by_stage(rows: list[dict[str, Any]], metric: str = "safe_rate", title:
     stages, sets = list(dict.fromkeys(frame.stage)), list(dict.fromkeys(frame.set))
     width = 0.8 / max(len(stages), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(sets)), 3.2))
+    if frame.empty:  # e.g. over-refusal under a Llama Guard judge, which reads harm, not refusal
+        ax.text(0.5, 0.5, f"this run measured no {metric.replace('_', ' ')}", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     for i, stage in enumerate(stages):
         part = frame[frame.stage == stage].set_index("set").reindex(sets)
         x = np.arange(len(sets)) + (i - (len(stages) - 1) / 2) * width
