@@ -68,3 +68,24 @@ def test_paper_profile_builds_from_local_copies(tmp_path):
     assert manifest["prefs"]["by_source"] == {"pku_saferlhf": 2, "alpaca": 1}
     assert manifest["eval"]["borderline_xstest"]["used"] == 1
     assert set(manifest["eval"]) >= {"harmful_i_cona", "harmful_i_malicious", "qa_boolq", "qa_openbookqa"}
+
+
+def test_the_dry_runs_stand_in_datasets_are_read_by_the_paper_loaders(tmp_path):
+    """`paper-dry` feeds the loaders files in each dataset's published format, written from data/."""
+    from safeserve_utils import config, standins
+
+    where = config.stand_in_paths(tmp_path)
+    standins.write_datasets(where)
+    pairs = paper.pku_saferlhf(where["pku_source"])
+    assert len(pairs) == standins.ROWS  # the pairs of two safe answers are filtered out
+    assert all(data.to_dpo(p)["rejected"][0]["content"] == standins.UNSAFE_ANSWER for p in pairs)
+    assert len(paper.alpaca_style(where["alpaca_source"])) == standins.ROWS
+    assert {r["label"] for r in paper.xstest(where["xstest_source"])} == {"safe", "unsafe"}
+    for file in data.PAPER_EVAL_FILES.values():
+        assert len(paper.bianchi_eval(str(Path(where["bianchi_eval_dir"]) / file))) == standins.ROWS
+    own = data.load_project("eval_qa")[:standins.ROWS]
+    for loaded in (paper.piqa(where["piqa_source"]), paper.openbookqa(where["obqa_source"])):
+        assert [q["choices"][q["answer"]] for q in loaded] == [q["choices"][q["answer"]] for q in own]
+    # BoolQ asks whether a named choice is right; the loader's choices are (yes, no)
+    assert [q["answer"] for q in paper.boolq(where["boolq_source"])] == [
+        0 if q["answer"] == i % 2 else 1 for i, q in enumerate(own)]
