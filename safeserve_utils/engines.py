@@ -93,8 +93,8 @@ class Answerer:
     def samples(self, prompts: Sequence[str], settings: generation.GenerationSettings, k: int) -> list[list[str]]:
         rounds = [dataclasses.replace(settings, seed=settings.seed + j) for j in range(k)]
         if self.argv:
-            generation.prefill_rounds(self.tokenizer, prompts, rounds, self.fingerprint,
-                                      lambda texts: self._elsewhere(texts, settings, k))
+            return generation.cached_rounds(self.tokenizer, prompts, rounds, self.fingerprint,
+                                            lambda texts: self._elsewhere(texts, settings, k))
         by_round = [self(prompts, r) for r in rounds]
         return [[answers[i] for answers in by_round] for i in range(len(prompts))]
 

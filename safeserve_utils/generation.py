@@ -143,27 +143,26 @@ def continue_texts(
     return answers
 
 
-def cache_file(fingerprint: str, settings: GenerationSettings, cache_dir: Path | None = None) -> Path:
-    """Where the answers of one model (``fingerprint``) under one generation setting are kept."""
-    return Path(cache_dir or default_cache_dir()) / fingerprint / f"{settings.key()}.json"
-
-
-def prefill_rounds(tokenizer: Any, prompts: Sequence[str], rounds: Sequence[GenerationSettings], fingerprint: str,
-                   answer_n: Callable[[list[str]], list[list[str]]], cache_dir: Path | None = None) -> None:
-    """Cache ``len(rounds)`` answers per prompt from one call: ``answer_n(texts)`` gives each missing prompt
-    one answer per round (another engine's n samples of it, e.g. vLLM's ``SamplingParams(n=K)``), and the
-    j-th is kept as the prompt's answer under ``rounds[j]``. Answers already cached are never replaced."""
-    stores = [cache_file(fingerprint, settings, cache_dir) for settings in rounds]
+def cached_rounds(tokenizer: Any, prompts: Sequence[str], rounds: Sequence[GenerationSettings], fingerprint: str,
+                  answer_n: Callable[[list[str]], list[list[str]]], cache_dir: Path | None = None) -> list[list[str]]:
+    """One answer per prompt and round through the on-disk cache, which every run shares (a damaged file
+    is moved aside): ``answer_n(texts)`` is called once, for the chat-formatted prompts missing from any
+    round, and gives each of them one answer per round (for several rounds, another engine's n samples
+    of a prompt, e.g. vLLM's ``SamplingParams(n=K)``: the j-th is kept under ``rounds[j]``). An answer
+    already cached is never replaced."""
+    stores = [Path(cache_dir or default_cache_dir()) / fingerprint / f"{settings.key()}.json" for settings in rounds]
     cached: list[dict[str, str]] = [read_json(store) or {} for store in stores]
-    texts = {prompt_key(t): t for t in (format_chat(tokenizer, p) for p in prompts)}
+    formatted = [format_chat(tokenizer, p) for p in prompts]
+    keys = [prompt_key(t) for t in formatted]
+    texts = dict(zip(keys, formatted))
     missing = sorted(key for key in texts if any(key not in c for c in cached))
-    if not missing:
-        return
-    drawn = answer_n([texts[key] for key in missing])
-    for j, (store, c) in enumerate(zip(stores, cached)):
-        for key, answers in zip(missing, drawn):
-            c.setdefault(key, answers[j])
-        atomic_write_json(store, c)
+    if missing:
+        drawn = answer_n([texts[key] for key in missing])
+        for j, (store, c) in enumerate(zip(stores, cached)):
+            for key, answers in zip(missing, drawn):
+                c.setdefault(key, answers[j])
+            atomic_write_json(store, c)
+    return [[c[key] for c in cached] for key in keys]
 
 
 def cached_generate(
@@ -183,14 +182,9 @@ def cached_generate(
     missing prompts as chat-formatted texts, stands in for this process's engine when another one
     answers (``engines``; its fingerprint then names that engine too).
     """
-    store = cache_file(fingerprint or model_fingerprint(model), settings, cache_dir)
-    cached: dict[str, str] = read_json(store) or {}  # shared by every run: a damaged file is moved aside
-    texts = [format_chat(tokenizer, p) for p in prompts]
-    keys = [prompt_key(t) for t in texts]
-    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
-    if missing:
-        todo = [t for _, t in missing]
-        answers = answer(todo) if answer else continue_texts(model, tokenizer, todo, engine=engine, **asdict(settings))
-        cached.update({k: a for (k, _), a in zip(missing, answers)})
-        atomic_write_json(store, cached)
-    return [cached[k] for k in keys]
+    def answer_one(texts: list[str]) -> list[list[str]]:
+        answers = answer(texts) if answer else continue_texts(model, tokenizer, texts, engine=engine, **asdict(settings))
+        return [[a] for a in answers]
+
+    rounds = cached_rounds(tokenizer, prompts, [settings], fingerprint or model_fingerprint(model), answer_one, cache_dir)
+    return [only for only, in rounds]
