@@ -28,6 +28,7 @@ def test_not_refusals(text):
     assert not is_refusal(text)
 
 
+from safeserve_utils.data.files import load_project  # noqa: E402
 from safeserve_utils.evaluation import judges, rules  # noqa: E402
 
 
@@ -140,6 +141,37 @@ def test_learned_fingerprint_follows_its_training_rows(learned):
     changed = judges.LearnedJudge(rows=rows[:-1] + [{**rows[-1], "label": "refusal"}])
     assert changed.fingerprint() != learned.fingerprint()
     assert judges.LearnedJudge(C=1.0, rows=rows).fingerprint() != learned.fingerprint()
+
+
+def test_a_fitted_judge_is_stored_and_read_back_as_sklearn_predicts(learned, tmp_path, monkeypatch):
+    """The fit is written once under the cache by fingerprint; a second judge reads it without fitting,
+    and the stored probe gives sklearn's own ``predict_proba`` for the same pipeline."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from safeserve_utils import assets
+
+    store = assets.cache_dir() / "embeddings" / "minilm"  # the embeddings stay where they were computed
+    monkeypatch.setenv("SAFESERVE_CACHE", str(tmp_path))
+    rows = [r for i, r in enumerate(learned.training_rows()) if i % 4 == 0]
+    first = judges.LearnedJudge(rows=rows, store=store).fit()
+    assert (tmp_path / "judges" / f"{first.fingerprint()}.json").is_file()
+
+    monkeypatch.setattr(judges.LearnedJudge, "_fitted", lambda self: pytest.fail("fitted again"))
+    again = judges.LearnedJudge(rows=rows, store=store).fit()
+    assert again.training == first.training
+    checked = load_project("judge_real_validation")[:40]
+    prompts, responses = [r["prompt"] for r in checked], [r["response"] for r in checked]
+    assert again.judge(prompts, responses) == first.judge(prompts, responses)
+
+    x = judges.pair_features([r["prompt"] for r in rows], [r["response"] for r in rows], store)
+    weights = [first.real_weight if r["source"] == first.REAL_SOURCE else 1.0 for r in rows]
+    sklearn = make_pipeline(StandardScaler(), LogisticRegression(C=first.C, max_iter=5000))
+    sklearn.fit(x, [r["label"] for r in rows], logisticregression__sample_weight=weights)
+    assert list(sklearn.classes_) == again.model["classes"]
+    expected = sklearn.predict_proba(judges.pair_features(prompts, responses, store))
+    assert again._probabilities(prompts, responses) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize("prompt, response, label", [

@@ -32,8 +32,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from ..assets import cache_dir
 from ..data.external import pyrit_harm
 from ..data.files import JUDGE_VALIDATION_FILES, load_project
+from ..io import atomic_write_json, read_json
 from ..stats import wilson_interval
 from .embeddings import encode, encoder_version
 from .rules import (LABELS, RuleJudge, Verdict, _digest, _normalise, _rules_source, _split_opening, degenerate,
@@ -123,7 +125,7 @@ class LearnedJudge:
                  store: Any = None) -> None:
         self.C, self.real_weight, self.store = C, real_weight, store
         self.rows = list(rows) if rows is not None else None
-        self.model: Any = None
+        self.model: dict[str, Any] | None = None  # the fitted probe: classes, scaler, coefficients
         self.training: dict[str, Any] = {}
 
     def training_rows(self) -> list[dict[str, Any]]:
@@ -137,6 +139,21 @@ class LearnedJudge:
         return _digest(self.name, _judge_source(), rows, self.C, self.real_weight, encoder_version())
 
     def fit(self) -> "LearnedJudge":
+        """Fit the probe, or read the fit stored under the cache for this ``fingerprint``.
+
+        The same rows, code and settings give the same numbers, so a chain fits once and every later
+        notebook that judges reads four small arrays instead of paying sklearn's import and the
+        cross-validation again (about 6 s a notebook on 2 cores).
+        """
+        path = cache_dir() / "judges" / f"{self.fingerprint()}.json"
+        stored = read_json(path)
+        if stored is None:
+            stored = self._fitted()
+            atomic_write_json(path, stored)
+        self.model, self.training = stored["probe"], stored["training"]
+        return self
+
+    def _fitted(self) -> dict[str, Any]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_score
         from sklearn.pipeline import make_pipeline
@@ -146,21 +163,35 @@ class LearnedJudge:
         x = pair_features([r["prompt"] for r in rows], [r["response"] for r in rows], self.store)
         y = [r["label"] for r in rows]
         weights = [self.real_weight if r.get("source") == self.REAL_SOURCE else 1.0 for r in rows]
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=5000))
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=5000))
         folds = StratifiedKFold(5, shuffle=True, random_state=0)  # the files are ordered by category
-        cv = cross_val_score(self.model, x, y, cv=folds, scoring="accuracy")
-        self.model.fit(x, y, logisticregression__sample_weight=weights)
-        self.training = {"rows": len(rows), "labels": dict(Counter(y)), "cv_accuracy": float(cv.mean()),
-                         "sources": dict(Counter(r.get("source", "given") for r in rows))}
-        return self
+        cv = cross_val_score(pipeline, x, y, cv=folds, scoring="accuracy")
+        pipeline.fit(x, y, logisticregression__sample_weight=weights)
+        scaler, regression = pipeline.named_steps["standardscaler"], pipeline.named_steps["logisticregression"]
+        probe = {"classes": list(regression.classes_), "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
+                 "coef": regression.coef_.tolist(), "intercept": regression.intercept_.tolist()}
+        training = {"rows": len(rows), "labels": dict(Counter(y)), "cv_accuracy": float(cv.mean()),
+                    "sources": dict(Counter(r.get("source", "given") for r in rows))}
+        return {"probe": probe, "training": training}
+
+    def _probabilities(self, prompts: Sequence[str], responses: Sequence[str]) -> Any:
+        """P(verdict) per answer, columns in ``model["classes"]`` order: the multinomial logistic
+        regression's softmax over standardised features, as sklearn's ``predict_proba`` computes it."""
+        import numpy as np
+
+        if self.model is None:
+            self.fit()
+        m = {key: np.asarray(value) for key, value in self.model.items() if key != "classes"}
+        x = (pair_features(prompts, responses, self.store) - m["mean"]) / m["scale"]
+        logits = x @ m["coef"].T + m["intercept"]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def judge(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         if not responses:
             return []
-        if self.model is None:
-            self.fit()
-        probs = self.model.predict_proba(pair_features(prompts, responses, self.store))
-        classes = list(self.model.classes_)
+        probs = self._probabilities(prompts, responses)
+        classes = self.model["classes"]
         out = []
         for response, row in zip(responses, probs):
             label = "non-answer" if degenerate(response) else classes[int(row.argmax())]
