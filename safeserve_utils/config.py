@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -571,9 +572,15 @@ def apply_environment(cfg: Profile) -> None:
 
 
 def apply_runtime(cfg: Profile) -> None:
-    """Process-wide settings a profile implies: offline hub access and thread count."""
+    """Process-wide settings a profile implies: offline hub access and thread count.
+
+    It also silences one warning that is not ours: PEFT reads transformers' deprecated
+    ``is_gradient_checkpointing`` each time it wraps a model, so every loaded stage printed a
+    FutureWarning into the notebooks that says nothing about the run.
+    """
     apply_environment(cfg)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     try:
         import torch
     except ImportError:  # config stays importable without torch (e.g. for `--list`)

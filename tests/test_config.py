@@ -135,3 +135,14 @@ def test_broken_run_config_is_a_clear_error(tmp_path):
 def test_every_field_is_documented():
     for field in dataclasses.fields(config.Profile):
         assert field.metadata.get("help"), f"Profile.{field.name} has no help text"
+
+
+def test_the_runtime_silences_peft_s_deprecation_warning_and_no_other():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config.apply_runtime(config.resolve("smoke"))
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
+        warnings.warn("something else is deprecated", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else is deprecated"]
