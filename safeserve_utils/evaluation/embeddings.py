@@ -53,28 +53,36 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
+#: Per store folder: the shards already read by this process and the vectors they hold. A judged batch
+#: calls ``encode`` four times and a long-lived cache holds hundreds of shards, so each is read once.
+_loaded: dict[Path, tuple[set[str], dict[str, Any]]] = {}
+
+
 def encode(texts: Sequence[str], batch_size: int = 64, store: Path | None = None) -> Any:
     """Unit-normalised embeddings (n x 384, float32), computed once per distinct text and cached.
 
-    ``store`` is a folder of ``.npy`` shards (default: the SafeServe cache). Each call appends one shard
+    ``store`` is a folder of ``.npz`` shards (default: the SafeServe cache). Each call appends one shard
     with the texts it had to encode, so concurrent notebooks never rewrite each other's files.
     """
     import numpy as np
 
     folder = Path(store or cache_dir() / "embeddings" / "minilm")
-    known: dict[str, Any] = {}
+    read, known = _loaded.setdefault(folder.resolve(), (set(), {}))
     for shard in sorted(folder.glob("*.npz")):
-        with np.load(shard) as data:
-            known.update(zip(data["keys"].tolist(), data["vectors"]))
+        if shard.name not in read:
+            with np.load(shard) as data:
+                known.update(zip(data["keys"].tolist(), data["vectors"]))
+            read.add(shard.name)
     keys = [text_key(t) for t in texts]
     todo = {k: t for k, t in zip(keys, texts) if k not in known}
     if todo:
         vectors = _encoder().encode(list(todo.values()), batch_size=batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=False)
         known.update(zip(todo, vectors))
-        name = hashlib.sha256("".join(todo).encode()).hexdigest()[:16]
-        with atomic_path(folder / f"{name}.npz", suffix=".npz") as tmp:
+        name = f"{hashlib.sha256(''.join(todo).encode()).hexdigest()[:16]}.npz"
+        with atomic_path(folder / name, suffix=".npz") as tmp:
             np.savez(tmp, keys=np.array(list(todo)), vectors=vectors.astype(np.float32))
+        read.add(name)
     return np.stack([known[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, 384), np.float32)
 
 
