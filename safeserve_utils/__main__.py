@@ -64,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--model", default=config.DEFAULT_MODEL, help="built-in model to prepare")
     cells = sub.add_parser("parameters", help="check the notebooks' parameters cells against config.Profile")
     cells.add_argument("--write", action="store_true", help="re-render the cells that differ")
-    readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json")
+    readme = sub.add_parser("readme", help="rewrite the README's results block from a run's results.json "
+                                         "(and its seeds block with --seeds)")
     readme.add_argument("--run-dir", type=Path, default=config.default_run_dir("tiny"))
     readme.add_argument("--readme", type=Path, default=config.PROJECT_ROOT / "README.md")
+    readme.add_argument("--seeds", type=Path, metavar="SEEDS_JSON",
+                        help="also rewrite the seeds block from a `seeds` command's output, e.g. runs/tiny-seeds.json")
     seeds = sub.add_parser("seeds", help="run the chain once per seed and tabulate the headline as mean ± sd",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     seeds.add_argument("--profile", default="tiny", choices=sorted(config.PROFILES))
@@ -168,7 +171,8 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     rows = scorecard.seeds_table(summaries)
     out = config.default_run_dir(args.profile).with_name(f"{args.profile}-seeds.json")
     atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows}, indent=2) + "\n")
-    print(f"\n{report.seeds_markdown(rows)}\n\nwritten: {out}")
+    print(f"\n{report.seeds_markdown(rows)}\n\nwritten: {out}\n"
+          f"into the README: python -m safeserve_utils readme --run-dir {seed_run_dir(args.profile, seeds[0])} --seeds {out}")
     return 0
 
 
@@ -238,10 +242,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_readme(args: argparse.Namespace) -> int:
     results = args.run_dir / scorecard.RESULTS_DIR / "results.json"
-    if not results.exists():
-        print(f"error: {results} does not exist: run the chain (06_evaluation writes it) first", file=sys.stderr)
-        return 2
-    print(f"rewrote the results block of {report.update_readme(args.readme, json.loads(results.read_text()))}")
+    for path, made_by in ((results, "run the chain (06_evaluation writes it)"),
+                          (args.seeds, "run `python -m safeserve_utils seeds` (it writes it)")):
+        if path is not None and not path.exists():
+            print(f"error: {path} does not exist: {made_by} first", file=sys.stderr)
+            return 2
+    seeds = json.loads(args.seeds.read_text()) if args.seeds else None
+    written = report.update_readme(args.readme, json.loads(results.read_text()), seeds)
+    print(f"rewrote the results {'and seeds blocks' if seeds else 'block'} of {written}")
     return 0
 
 

@@ -220,17 +220,19 @@ def test_judge_and_reward_choices(tmp_path):
 
 def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     runs = {seed: json.loads(json.dumps(scorecard.summarise(
-        {"base": fake_result("base", 6, 3), "dpo": fake_result("dpo", refusals, 4)}, "tiny")))
-        for seed, refusals in ((0, 48), (1, 54), (2, 60))}
+        {"base": fake_result("base", 6, 3), sit: fake_result(sit, 30 + seed, 5), "dpo": fake_result("dpo", refusals, 4)},
+        "tiny"))) for seed, refusals, sit in ((0, 48, "sit-n150"), (1, 54, "sit-n50"), (2, 60, "sit-n150"))}
     del runs[2]["headline"][0]  # a measure one run lacks counts in the others only
     rows = {(r["stage"], r["measure"]): r for r in scorecard.seeds_table(runs)}
     dpo = rows[("dpo", "safe, published harmful (strict)")]
     assert dpo["mean"] == pytest.approx(0.9) and dpo["sd"] == pytest.approx(0.1) and dpo["seeds"] == [0, 1, 2]
     base = rows[("base", "safe, published harmful (strict)")]
     assert base["seeds"] == [0, 1] and base["sd"] == pytest.approx(0.0)
-    assert list(rows)[0][0] == "base"  # teaching order
+    assert list(dict.fromkeys(stage for stage, _ in rows)) == ["base", "sit-best", "dpo"]  # teaching order
+    sit = rows[("sit-best", "safe, published harmful (strict)")]  # each seed's dev-chosen n, pooled
+    assert sit["ran"] == ["sit-n150", "sit-n50", "sit-n150"] and sit["mean"] == pytest.approx(31 / 60)
     table = report.seeds_markdown(list(rows.values()))
-    assert "90 ± 10% (3)" in table and table.index("base") < table.index("dpo")
+    assert "90 ± 10% (3)" in table and table.index("base") < table.index("sit-best (sit-n150 ×2, sit-n50)") < table.index("dpo")
     assert report.seeds_markdown([]) == "(no seeded runs)"
 
 
@@ -251,6 +253,17 @@ def test_seeds_table_only_tabulates_finished_runs_without_running_them(tmp_path,
     dpo = next(r for r in written["rows"] if r["stage"] == "dpo" and "strict" in r["measure"])
     assert dpo["seeds"] == [0, 1] and dpo["mean"] == pytest.approx(0.85)
     assert "85 ± 7% (2)" in capsys.readouterr().out
+
+    readme = tmp_path / "README.md"
+    blocks = f"{report.README_START}\nold results\n{report.README_END}\n{report.SEEDS_START}\nold seeds\n{report.SEEDS_END}"
+    readme.write_text(f"# T\n{blocks}\nafter\n")
+    assert cli.main(["readme", "--run-dir", str(tmp_path / "s0"), "--readme", str(readme),
+                     "--seeds", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json does not exist" in capsys.readouterr().err and "old seeds" in readme.read_text()
+    assert cli.main(["readme", "--run-dir", str(tmp_path / "s0"), "--readme", str(readme),
+                     "--seeds", str(tmp_path / "tiny-seeds.json")]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("after\n") and "2 `tiny` runs" in text and "85 ± 7% (2)" in text
 
 def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     """DPO from a SIT model: its adapter applies to base + SIT, so loading it must merge SIT first."""

@@ -7,6 +7,7 @@ them can be read, and changed, separately; every sentence takes its words from t
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,18 @@ def seeds_markdown(rows: list[dict[str, Any]]) -> str:
         sd = "" if r["sd"] is None else f" ± {r['sd'] * scale:{fmt}}"
         return f"{r['mean'] * scale:{fmt}}{sd}" + ("" if scale == 1 else "%") + f" ({len(r['seeds'])})"
 
+    def label(r: dict[str, Any]) -> str:
+        """A pooled stage says what each seed ran, e.g. ``sit-best (sit-n150 ×2, sit-n50)``."""
+        ran = Counter(r.get("ran", [r["stage"]]))
+        if set(ran) == {r["stage"]}:
+            return r["stage"]
+        return f"{r['stage']} ({', '.join(name + (f' ×{k}' if k > 1 else '') for name, k in ran.items())})"
+
     frame = pd.DataFrame([{**r, "cell": cell(r)} for r in rows])
+    labels = {r["stage"]: label(r) for r in sorted(rows, key=lambda r: len(r["seeds"]))}  # most seeds wins
     table = frame.pivot(index="stage", columns="measure", values="cell")
     table = table.reindex(index=list(dict.fromkeys(frame.stage)), columns=list(dict.fromkeys(frame.measure)))
-    return table.to_markdown()
+    return table.rename(index=labels).to_markdown()
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -163,15 +172,38 @@ def readme_results(summary: dict[str, Any]) -> str:
     ])
 
 
-def update_readme(readme: str | Path, summary: dict[str, Any]) -> Path:
-    """Replace the text between the README's results markers with ``readme_results(summary)``."""
+SEEDS_START, SEEDS_END = "<!-- seeds:start -->", "<!-- seeds:end -->"
+
+
+def seeds_block(seeds: dict[str, Any]) -> str:
+    """The README's seeds block, rendered from ``<profile>-seeds.json`` (never edited by hand)."""
+    return "\n\n".join([
+        SEEDS_START,
+        f"The headline over {len(seeds['seeds'])} `{seeds['profile']}` runs that differ only in the seed "
+        f"(seeds {', '.join(map(str, seeds['seeds']))}): mean ± sd across seeds, the number of seeds in "
+        "parentheses. The seed draws the dev split, the training rows and pairs, the prompts sampled from "
+        "each evaluation set, LoRA's initialisation and data order and RAFT's samples, so the sd covers all "
+        "of them. `sit-best` is the SIT n that each seed's dev split chose.",
+        seeds_markdown(seeds["rows"]),
+        SEEDS_END,
+    ])
+
+
+def update_readme(readme: str | Path, summary: dict[str, Any] | None = None,
+                  seeds: dict[str, Any] | None = None) -> Path:
+    """Replace the README's results block with ``readme_results(summary)`` and its seeds block with
+    ``seeds_block(seeds)``, whichever is given; the rest of the file is left as it is."""
     path = Path(readme)
     text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{path}: no {README_START} ... {README_END} block to replace")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    return atomic_write_text(path, before + readme_results(summary) + after)
+    for given, start, end, render in ((summary, README_START, README_END, readme_results),
+                                      (seeds, SEEDS_START, SEEDS_END, seeds_block)):
+        if given is None:
+            continue
+        if start not in text or end not in text:
+            raise ValueError(f"{path}: no {start} ... {end} block to replace")
+        before, rest = text.split(start, 1)
+        text = before + render(given) + rest.split(end, 1)[1]
+    return atomic_write_text(path, text)
 
 
 def reading(summary: dict[str, Any]) -> list[str]:

@@ -344,26 +344,37 @@ def summarise(results: dict[str, dict[str, Any]], profile: str | None = None) ->
     }
 
 
+SIT_CHOSEN = "sit-best"
+
+
 def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per stage and headline measure, across runs that differ only in ``seed``: mean, sd and the seeds.
 
     ``summaries`` maps each seed to its run's ``results.json``. A stage missing from a run counts only
     in the runs that hold it (``seeds`` says which). The sd is the sample sd (n - 1); one seed gives none.
+    Each seed's dev split chooses its own SIT n, so a run's only SIT stage is pooled as ``sit-best``
+    and ``ran`` names the stage each seed evaluated (the rows of other stages name themselves).
     """
     import statistics
 
-    cells: dict[tuple[str, str], dict[int, float]] = {}
+    def pooled(summary: dict[str, Any]) -> dict[str, str]:
+        sit = [s for s in summary["stages"] if s.startswith("sit-")]
+        return {s: SIT_CHOSEN if len(sit) == 1 and s in sit else s for s in summary["stages"]}
+
+    cells: dict[tuple[str, str], dict[int, tuple[float, str]]] = {}
     for seed, summary in sorted(summaries.items()):
+        name = pooled(summary)
         for row in summary["headline"]:
-            cells.setdefault((row["stage"], row["measure"]), {})[seed] = row["value"]
-    stages_in_order = list(dict.fromkeys(s for summary in summaries.values() for s in summary["stages"]))
+            cells.setdefault((name[row["stage"]], row["measure"]), {})[seed] = (row["value"], row["stage"])
+    stages_in_order = list(dict.fromkeys(n for summary in summaries.values() for n in pooled(summary).values()))
     order = {m.column: i for i, m in enumerate(HEADLINE)}
     out = []
     for (stage, measure), values in sorted(cells.items(), key=lambda kv: (stages_in_order.index(kv[0][0]),
                                                                            order.get(kv[0][1], len(order)))):
-        numbers = list(values.values())
+        numbers = [value for value, _ in values.values()]
         out.append({"stage": stage, "measure": measure, "mean": statistics.fmean(numbers),
-                    "sd": statistics.stdev(numbers) if len(numbers) > 1 else None, "seeds": sorted(values)})
+                    "sd": statistics.stdev(numbers) if len(numbers) > 1 else None, "seeds": sorted(values),
+                    "ran": [values[seed][1] for seed in sorted(values)]})
     return out
 
 
