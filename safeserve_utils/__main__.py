@@ -168,10 +168,11 @@ def cmd_seeds(args: argparse.Namespace) -> int:
             raise config.ConfigError(f"seed {seed}: {results} does not exist; run this seed's chain first "
                                      "(the same command without --table-only)")
         summaries[seed] = json.loads(results.read_text())
-    rows = scorecard.seeds_table(summaries)
+    rows, per_set = scorecard.seeds_table(summaries), scorecard.seeds_table(summaries, per_set=True)
     out = config.default_run_dir(args.profile).with_name(f"{args.profile}-seeds.json")
-    atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows}, indent=2) + "\n")
-    print(f"\n{report.seeds_markdown(rows)}\n\nwritten: {out}\n"
+    atomic_write_text(out, json.dumps({"profile": args.profile, "seeds": seeds, "rows": rows, "per_set": per_set},
+                                      indent=2) + "\n")
+    print(f"\n{report.seeds_markdown(rows)}\n\n{report.seeds_markdown(per_set)}\n\nwritten: {out}\n"
           f"into the README: python -m safeserve_utils readme --run-dir {seed_run_dir(args.profile, seeds[0])} --seeds {out}")
     return 0
 

@@ -234,6 +234,16 @@ def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     table = report.seeds_markdown(list(rows.values()))
     assert "90 ± 10% (3)" in table and table.index("base") < table.index("sit-best (sit-n150 ×2, sit-n50)") < table.index("dpo")
     assert report.seeds_markdown([]) == "(no seeded runs)"
+    for seed, run in runs.items():  # 06's per-set rows, the few that the per-set table reads
+        run["metrics"] = [{"stage": "dpo", "set": name, "kind": name.split("_")[0], "metric": metric, "value": value}
+                          for name, metric, value in (("harmful_pub", "safe_rate", 0.8 + seed / 20),
+                                                      ("harmful_pub", "safe_rate_lenient", 1.0),
+                                                      ("borderline_rho_edgy", "over_refusal", 0.05),
+                                                      ("helpful_ours", "over_refusal", 0.5))]
+    per_set = {(r["stage"], r["measure"]): r for r in scorecard.seeds_table(runs, per_set=True)}
+    assert list(per_set) == [("dpo", "safe: pub"), ("dpo", "over-refusal: rho_edgy")]
+    assert per_set[("dpo", "safe: pub")]["mean"] == pytest.approx(0.85)
+    assert per_set[("dpo", "over-refusal: rho_edgy")]["sd"] == pytest.approx(0.0)
 
 
 
@@ -264,6 +274,7 @@ def test_seeds_table_only_tabulates_finished_runs_without_running_them(tmp_path,
                      "--seeds", str(tmp_path / "tiny-seeds.json")]) == 0
     text = readme.read_text()
     assert "old" not in text and text.endswith("after\n") and "2 `tiny` runs" in text and "85 ± 7% (2)" in text
+    assert "Per set" in text and written["per_set"] == []  # the fixture's runs have no per-set rows
 
 def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     """DPO from a SIT model: its adapter applies to base + SIT, so loading it must merge SIT first."""

@@ -185,6 +185,8 @@ def seeds_block(seeds: dict[str, Any]) -> str:
         "each evaluation set, LoRA's initialisation and data order and RAFT's samples, so the sd covers all "
         "of them. `sit-best` is the SIT n that each seed's dev split chose.",
         seeds_markdown(seeds["rows"]),
+        "Per set, the strict safe rate on each harmful set and over-refusal on each borderline set:",
+        seeds_markdown(seeds["per_set"]),
         SEEDS_END,
     ])
 

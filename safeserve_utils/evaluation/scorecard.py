@@ -347,13 +347,22 @@ def summarise(results: dict[str, dict[str, Any]], profile: str | None = None) ->
 SIT_CHOSEN = "sit-best"
 
 
-def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def per_set_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's strict safe rate on each harmful set and over-refusal on each borderline set, as
+    headline-shaped rows (``stage``, ``measure``, ``value``): the per-set targets, across seeds."""
+    wanted = {("harmful", "safe_rate"): "safe", ("borderline", "over_refusal"): "over-refusal"}
+    return [{"stage": r["stage"], "measure": f"{wanted[r['kind'], r['metric']]}: {r['set'].split('_', 1)[1]}",
+             "value": r["value"]} for r in summary["metrics"] if (r["kind"], r["metric"]) in wanted]
+
+
+def seeds_table(summaries: dict[int, dict[str, Any]], per_set: bool = False) -> list[dict[str, Any]]:
     """Per stage and headline measure, across runs that differ only in ``seed``: mean, sd and the seeds.
 
     ``summaries`` maps each seed to its run's ``results.json``. A stage missing from a run counts only
     in the runs that hold it (``seeds`` says which). The sd is the sample sd (n - 1); one seed gives none.
     Each seed's dev split chooses its own SIT n, so a run's only SIT stage is pooled as ``sit-best``
     and ``ran`` names the stage each seed evaluated (the rows of other stages name themselves).
+    ``per_set`` tabulates ``per_set_rows`` instead of the headline.
     """
     import statistics
 
@@ -364,7 +373,7 @@ def seeds_table(summaries: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     cells: dict[tuple[str, str], dict[int, tuple[float, str]]] = {}
     for seed, summary in sorted(summaries.items()):
         name = pooled(summary)
-        for row in summary["headline"]:
+        for row in per_set_rows(summary) if per_set else summary["headline"]:
             cells.setdefault((name[row["stage"]], row["measure"]), {})[seed] = (row["value"], row["stage"])
     stages_in_order = list(dict.fromkeys(n for summary in summaries.values() for n in pooled(summary).values()))
     order = {m.column: i for i, m in enumerate(HEADLINE)}
