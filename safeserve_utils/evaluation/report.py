@@ -183,7 +183,8 @@ def seeds_block(seeds: dict[str, Any]) -> str:
         f"(seeds {', '.join(map(str, seeds['seeds']))}): mean ± sd across seeds, the number of seeds in "
         "parentheses. The seed draws the dev split, the training rows and pairs, the prompts sampled from "
         "each evaluation set, LoRA's initialisation and data order and RAFT's samples, so the sd covers all "
-        "of them. `sit-best` is the SIT n that each seed's dev split chose.",
+        "of them, and each seed trains its own reward model, so the reward medians are in different units "
+        "and their sd is mostly that. `sit-best` is the SIT n that each seed's dev split chose.",
         seeds_markdown(seeds["rows"]),
         "Per set, the strict safe rate on each harmful set and over-refusal on each borderline set:",
         seeds_markdown(seeds["per_set"]),
