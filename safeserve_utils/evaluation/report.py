@@ -143,7 +143,7 @@ def seeds_markdown(rows: list[dict[str, Any]]) -> str:
 
     def label(r: dict[str, Any]) -> str:
         """A pooled stage says what each seed ran, e.g. ``sit-best (sit-n150 ×2, sit-n50)``."""
-        ran = Counter(r.get("ran", [r["stage"]]))
+        ran = Counter(r["ran"])
         if set(ran) == {r["stage"]}:
             return r["stage"]
         return f"{r['stage']} ({', '.join(name + (f' ×{k}' if k > 1 else '') for name, k in ran.items())})"
