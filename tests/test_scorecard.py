@@ -246,7 +246,6 @@ def test_seeds_table_gives_mean_and_sd_per_stage_and_measure():
     assert per_set[("dpo", "over-refusal: rho_edgy")]["sd"] == pytest.approx(0.0)
 
 
-
 def test_seeds_table_only_tabulates_finished_runs_without_running_them(tmp_path, monkeypatch, capsys):
     import safeserve_utils.__main__ as cli
     from safeserve_utils import pipeline
@@ -275,6 +274,7 @@ def test_seeds_table_only_tabulates_finished_runs_without_running_them(tmp_path,
     text = readme.read_text()
     assert "old" not in text and text.endswith("after\n") and "2 `tiny` runs" in text and "85 ± 7% (2)" in text
     assert "Per set" in text and written["per_set"] == []  # the fixture's runs have no per-set rows
+
 
 def test_a_stage_trained_on_top_of_another_loads_with_both_merged(tmp_path):
     """DPO from a SIT model: its adapter applies to base + SIT, so loading it must merge SIT first."""
