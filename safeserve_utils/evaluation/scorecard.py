@@ -370,12 +370,12 @@ def seeds_table(summaries: dict[int, dict[str, Any]], per_set: bool = False) -> 
         sit = [s for s in summary["stages"] if s.startswith("sit-")]
         return {s: SIT_CHOSEN if len(sit) == 1 and s in sit else s for s in summary["stages"]}
 
+    names = {seed: pooled(summary) for seed, summary in sorted(summaries.items())}
     cells: dict[tuple[str, str], dict[int, tuple[float, str]]] = {}
     for seed, summary in sorted(summaries.items()):
-        name = pooled(summary)
         for row in per_set_rows(summary) if per_set else summary["headline"]:
-            cells.setdefault((name[row["stage"]], row["measure"]), {})[seed] = (row["value"], row["stage"])
-    stages_in_order = list(dict.fromkeys(n for summary in summaries.values() for n in pooled(summary).values()))
+            cells.setdefault((names[seed][row["stage"]], row["measure"]), {})[seed] = (row["value"], row["stage"])
+    stages_in_order = list(dict.fromkeys(n for name in names.values() for n in name.values()))
     order = {m.column: i for i, m in enumerate(HEADLINE)}
     out = []
     for (stage, measure), values in sorted(cells.items(), key=lambda kv: (stages_in_order.index(kv[0][0]),
